@@ -1,0 +1,1 @@
+"""SSH to the hosts and the docker SDK over it. No Textual here."""
