@@ -70,6 +70,19 @@ class UnknownHostKey(HostKeyError):
         )
 
 
+class HostKeyMismatch(HostKeyError):
+    """The key is not known yet, and it is not the one the user pinned."""
+
+    def __init__(self, hostname: str, key: paramiko.PKey, pinned: str) -> None:
+        self.hostname = hostname
+        self.fingerprint = fingerprint(key)
+        self.pinned = pinned
+        super().__init__(
+            f"Host key verification failed for '{hostname}': it presented "
+            f"{key.get_name()} {self.fingerprint}, not the pinned {pinned}. Nothing was sent."
+        )
+
+
 class ChangedHostKey(HostKeyError):
     def __init__(self, hostname: str, key: paramiko.PKey, expected: paramiko.PKey) -> None:
         self.hostname = hostname
@@ -138,6 +151,8 @@ class _VerifyingPolicy(paramiko.MissingHostKeyPolicy):
             if self.target.known_hosts is not None:
                 add_known_host(self.target.known_hosts, hostname, key)
             return
+        if pinned:
+            raise HostKeyMismatch(hostname, key, pinned)
         raise UnknownHostKey(hostname, key)
 
 
