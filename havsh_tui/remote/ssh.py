@@ -307,7 +307,7 @@ class SSHConnection:
             raise AuthenticationFailed(
                 f"{t.label}: permission denied (publickey): {exc}"
             ) from None
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             client.close()
             raise HostUnreachable(f"{t.label}: SSH handshake timed out") from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
