@@ -230,10 +230,40 @@ def cli(click_ctx: click.Context) -> None:
         sys.exit(run_tui())
 
 
+@click.command("rescan")
+@click.option("--host", "host_name", help="Only this host.")
+@json_option
+def rescan(ctx: Context, host_name: str | None) -> None:
+    """Rebuild the service inventory from the labels on the hosts."""
+    from havsh_tui.ops.rescan import rescan_all, rescan_host
+
+    if host_name:
+        results = [rescan_host(ctx.inventory, ctx.pool, ctx.inventory.get_host(host_name))]
+    else:
+        results = rescan_all(ctx.inventory, ctx.pool)
+    lines = []
+    for r in results:
+        if not r.reachable:
+            lines.append(f"{r.host}: UNREACHABLE ({r.error})")
+            continue
+        lines.append(f"{r.host}: {len(r.adopted)} adopted, {len(r.updated)} updated, "
+                     f"{len(r.missing)} missing, {len(r.unchanged)} unchanged")
+        for slug in r.adopted:
+            lines.append(f"  + {slug}")
+        for slug in r.missing:
+            lines.append(f"  ? {slug} (its container is gone)")
+    emit(ctx, [r.to_dict() for r in results], "\n".join(lines) or "no hosts")
+    if any(not r.reachable for r in results):
+        sys.exit(EXIT_ERROR)
+
+
 def _register() -> None:
     from havsh_tui.cli.host import host
+    from havsh_tui.cli.service import service
 
     cli.add_command(host)
+    cli.add_command(service)
+    cli.add_command(rescan)
 
 
 _register()

@@ -1,0 +1,243 @@
+"""`havsh service ...`: create, list, show, start, stop, restart, neutralize, rm."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from havsh_tui.cli import CLIError, Context, dumps, emit, json_option
+from havsh_tui.cli.reporter import CLIReporter
+
+
+def _audit(ctx: Context):
+    from havsh_tui.core.audit import AuditLog
+
+    return AuditLog(ctx.paths.audit_log)
+
+
+def _secrets(ctx: Context):
+    from havsh_tui.core.secrets import SecretStore
+
+    return SecretStore(ctx.paths.secrets)
+
+
+def service_json(s) -> dict:
+    """The stable JSON shape of a service (scripts depend on these field names)."""
+    return {
+        "name": s.name,
+        "type": s.type.value,
+        "host": s.host,
+        "status": s.status.value,
+        "status_label": s.status_label,
+        "odoo_version": s.odoo_version,
+        "image": s.image,
+        "url": s.url or None,
+        "database": s.database,
+        "source": s.source,
+        "pr": s.pr,
+        "created_at": s.created_at.isoformat(),
+        "updated_at": s.updated_at.isoformat(),
+        "config": s.config,
+        "demo": s.demo,
+        "failed_step": s.failed_step,
+        "last_error": s.last_error,
+    }
+
+
+def resolve_service(ctx: Context, ref: str):
+    """NAME, or HOST/NAME when the name is on more than one host."""
+    from havsh_tui.core.inventory import Ambiguous
+
+    host = None
+    if "/" in ref:
+        host, ref = ref.split("/", 1)
+    try:
+        return ctx.inventory.get_service(ref, host=host)
+    except Ambiguous as exc:
+        raise CLIError(f"{exc}; say which with HOST/{ref}", kind="ambiguous") from None
+
+
+@click.group()
+def service() -> None:
+    """Create and run Odoo services (Live, Test, Demo; copies and previews too)."""
+
+
+@service.command("create")
+@click.argument("name")
+@click.option("--type", "type_", required=True, type=click.Choice(["live", "test", "demo"]),
+              help="Live (production), Test (sandbox) or Demo (sample data).")
+@click.option("--host", "host", required=True, help="The host to create it on.")
+@click.option("--odoo", "odoo_version", default=None, help="Odoo version (16.0 to 19.0).")
+@click.option("--image", help="Image reference (default: the host's Odoo image for the version).")
+@click.option("--demo/--no-demo", default=None, help="Demo data (a Test service may turn it on).")
+@click.option("--language", help="Load a language at creation, e.g. fr_FR.")
+@click.option("--country", help="Country code of the company, e.g. BE.")
+@click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
+              help="Extra odoo.conf key (repeatable), e.g. workers=2.")
+@click.option("--admin-password-file", type=click.File("r"),
+              help="Read the admin password from a file (default: generated, shown once).")
+@click.option("-v", "--verbose", is_flag=True, help="Show Odoo's log while it works.")
+@json_option
+def service_create(ctx: Context, name, type_, host, odoo_version, image, demo, language,
+                   country, config, admin_password_file, verbose) -> None:
+    """Create a service NAME on a host."""
+    from havsh_tui.core.model import ServiceType
+    from havsh_tui.ops.services import CreateSpec, create_service
+
+    admin_password = None
+    if admin_password_file is not None:
+        admin_password = admin_password_file.read().strip()
+        if len(admin_password) < 8:
+            raise CLIError("the admin password must be at least 8 characters", kind="usage")
+    version = odoo_version or ctx.settings.default_odoo_version
+    spec = CreateSpec(
+        name=name, host=host, type=ServiceType.parse(type_), odoo_version=version, image=image,
+        demo=demo, language=language, country=country, admin_password=admin_password,
+        config=_parse_config(config),
+    )
+    reporter = CLIReporter(ctx.json, verbose)
+    result = create_service(ctx.inventory, _secrets(ctx), ctx.pool, spec, reporter,
+                            audit=_audit(ctx))
+    if ctx.json:
+        click.echo(dumps({"event": "result", "service": service_json(result.service),
+                          "admin_password": result.admin_password if result.generated_password
+                          else None}))
+        return
+    click.echo(f"created {spec.type.label} service {name} on {host} in {result.seconds:.0f} s")
+    if result.generated_password:
+        click.echo(f"admin password (shown once, kept in secrets): {result.admin_password}")
+
+
+def _parse_config(items) -> dict[str, str]:
+    from havsh_tui.ops.odoo import ConfigError, parse_config_items
+
+    try:
+        return parse_config_items(list(items))
+    except ConfigError as exc:
+        raise CLIError(str(exc), kind="usage", code=2) from None
+
+
+def _age(dt: datetime) -> str:
+    secs = int((datetime.now(UTC) - dt).total_seconds())
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= n:
+            return f"{secs // n}{unit}"
+    return f"{max(secs, 0)}s"
+
+
+@service.command("ls")
+@click.option("--host", help="Only this host's services.")
+@click.option("--type", "type_", type=click.Choice(["live", "test", "demo", "copy", "preview"]))
+@json_option
+def service_ls(ctx: Context, host, type_) -> None:
+    """List services, grouped by type."""
+    from havsh_tui.core.model import ServiceType
+
+    services = ctx.inventory.list_services(host=host)
+    if type_:
+        services = [s for s in services if s.type.value == type_]
+    order = list(ServiceType)
+    services.sort(key=lambda s: (order.index(s.type), s.name, s.host))
+    if ctx.json:
+        emit(ctx, [service_json(s) for s in services])
+        return
+    if not services:
+        click.echo("no services yet: `havsh service create NAME --type test --host HOST`")
+        return
+    for t in order:
+        group = [s for s in services if s.type is t]
+        if not group:
+            continue
+        click.secho(f"{t.label} ({len(group)})", bold=True, fg="magenta" if t.value == "live"
+                    else None)
+        for s in group:
+            extra = s.source or s.pr or ""
+            click.echo(f"  {s.name:<24} {s.host:<14} {s.odoo_version:<6} {s.status_label:<10} "
+                       f"{_age(s.created_at):>5}  {extra}")
+
+
+@service.command("show")
+@click.argument("name")
+@json_option
+def service_show(ctx: Context, name) -> None:
+    """Show one service, with its recorded steps."""
+    s = resolve_service(ctx, name)
+    d = service_json(s)
+    d["steps"] = [{"name": st.name, "state": st.state, "detail": st.detail} for st in s.steps]
+    if ctx.json:
+        emit(ctx, d)
+        return
+    for k, v in d.items():
+        if k in ("steps", "config"):
+            continue
+        if v not in (None, ""):
+            click.echo(f"{k:<14} {v}")
+    if s.config:
+        click.echo("config         " + ", ".join(f"{k}={v}" for k, v in s.config.items()))
+    if s.steps:
+        click.echo("steps:")
+        for st in s.steps:
+            click.echo(f"  {st.state:<8} {st.name}  {st.detail}")
+
+
+def _lifecycle(action: str):
+    @click.argument("name")
+    @json_option
+    def command(ctx: Context, name) -> None:
+        from havsh_tui.ops import services as ops
+
+        s = resolve_service(ctx, name)
+        fn = {"start": ops.start_service, "stop": ops.stop_service,
+              "restart": ops.restart_service}[action]
+        updated = fn(ctx.inventory, ctx.pool, s, audit=_audit(ctx))
+        emit(ctx, service_json(updated), f"{action}: {updated.name} is {updated.status_label}")
+
+    command.__doc__ = {"start": "Start a stopped service.",
+                       "stop": "Stop a service (its data is kept).",
+                       "restart": "Restart a service."}[action]
+    return command
+
+
+for _action in ("start", "stop", "restart"):
+    service.command(_action)(_lifecycle(_action))
+
+
+@service.command("neutralize")
+@click.argument("name")
+@click.option("--confirm-name", help="A Live service needs its name typed.")
+@json_option
+def service_neutralize(ctx: Context, name, confirm_name) -> None:
+    """Neutralize a service's database (no mail out, crons off), then verify it."""
+    from havsh_tui.ops.services import neutralize_service
+
+    s = resolve_service(ctx, name)
+    check = neutralize_service(ctx.inventory, _secrets(ctx), ctx.pool, s,
+                               confirm_name=confirm_name, reporter=CLIReporter(ctx.json),
+                               audit=_audit(ctx))
+    emit(ctx, {"service": s.name, "neutralized": check.to_dict()},
+         f"{s.name} is neutralized (verified: mail servers archived, crons off)")
+
+
+@service.command("rm")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@click.option("--confirm-name", help="A Live service needs its name typed.")
+@json_option
+def service_rm(ctx: Context, name, yes, confirm_name) -> None:
+    """Delete a service: its container, database, role and volume."""
+    from havsh_tui.ops.services import delete_service
+
+    s = resolve_service(ctx, name)
+    if s.type.rules.needs_typed_name:
+        if confirm_name is None and not ctx.json and click.get_text_stream("stdin").isatty():
+            confirm_name = click.prompt(f"{s.name} is Live. Type its name to delete it")
+    elif not yes:
+        if ctx.json or not click.get_text_stream("stdin").isatty():
+            raise CLIError(f"deleting {s.name} needs --yes", kind="needs_confirmation")
+        click.confirm(f"Delete {s.type.label} service {s.name} on {s.host} and all its data?",
+                      abort=True)
+    removed = delete_service(ctx.inventory, _secrets(ctx), ctx.pool, s,
+                             confirm_name=confirm_name, audit=_audit(ctx))
+    emit(ctx, {"removed": s.name, "host": s.host, "objects": removed},
+         f"deleted {s.name}: " + (", ".join(removed) or "nothing was left on the host"))
