@@ -189,7 +189,7 @@ def remove_known_host(path: Path, hostname: str) -> int:
 
 def _load_key(path: str, passphrase: str | None) -> paramiko.PKey:
     try:
-        return paramiko.PKey.from_path(path, passphrase=passphrase.encode() if passphrase else None)
+        return paramiko.PKey.from_path(path, password=passphrase or None)
     except paramiko.PasswordRequiredException:
         raise PassphraseRequired(path) from None
     except paramiko.SSHException as exc:
@@ -248,7 +248,10 @@ class SSHConnection:
         if t.proxy_command:
             return paramiko.ProxyCommand(t.proxy_command)
         try:
-            return socket.create_connection((t.hostname, t.port), timeout=t.connect_timeout)
+            sock = socket.create_connection((t.hostname, t.port), timeout=t.connect_timeout)
+            # Docker API calls are small request/response pairs: Nagle would delay each one.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
         except TimeoutError as exc:
             raise HostUnreachable(
                 f"{t.label}: no answer within {t.connect_timeout:.0f} s (connection timed out)"
