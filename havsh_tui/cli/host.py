@@ -199,3 +199,58 @@ def host_forget_key(ctx: Context, name: str) -> None:
         msg += (f"; if the key is in ~/.ssh/known_hosts, remove it with "
                 f"`ssh-keygen -R '{entry}'`")
     emit(ctx, {"host": name, "known_hosts_entry": entry, "removed": removed}, msg)
+
+
+@host.command("bootstrap")
+@click.argument("name")
+@json_option
+def host_bootstrap(ctx: Context, name: str) -> None:
+    """Create the havsh network and PostgreSQL on a host, where missing (idempotent)."""
+    from havsh_tui.cli.reporter import CLIReporter
+    from havsh_tui.core.secrets import SecretStore
+    from havsh_tui.ops.bootstrap import bootstrap_host
+
+    h = ctx.inventory.get_host(name)
+    result = bootstrap_host(ctx.pool.session(h), SecretStore(ctx.paths.secrets),
+                            CLIReporter(ctx.json), audit=_audit(ctx))
+    if result.noop:
+        human = f"{name}: already bootstrapped, nothing changed ({', '.join(result.unchanged)})"
+    else:
+        human = f"{name}: created {', '.join(result.created) or 'nothing'}" + (
+            f"; changed {', '.join(result.changed)}" if result.changed else "")
+    emit(ctx, result.to_dict(), human)
+
+
+@host.command("push-image")
+@click.argument("name")
+@click.argument("image")
+@click.option("--from", "source", required=True, metavar="HOST|local",
+              help="Another host of the inventory, or `local` for this machine's engine.")
+@json_option
+def host_push_image(ctx: Context, name: str, image: str, source: str) -> None:
+    """Stream IMAGE to host NAME from another host or the local engine (docker save | load)."""
+    from havsh_tui.cli.reporter import CLIReporter
+    from havsh_tui.ops.images import push_image
+    from havsh_tui.remote.docker_api import local_docker_client
+
+    target = ctx.inventory.get_host(name)
+    if source == "local":
+        try:
+            src = local_docker_client()
+            src.ping()
+        except Exception as exc:  # noqa: BLE001
+            raise CLIError(f"no local Docker engine answers: {exc}") from None
+    else:
+        if source == name:
+            raise CLIError("--from names the target host itself", kind="usage", code=2)
+        src = ctx.pool.session(ctx.inventory.get_host(source)).docker()
+    dst = ctx.pool.session(target).docker()
+    result = push_image(src, dst, image, CLIReporter(ctx.json))
+    _audit(ctx).append(name, "image.load", image, "ok", f"from {source}")
+    if ctx.json:
+        emit(ctx, result)
+    elif result["skipped"]:
+        click.echo(f"{name} has {image} already (same image ID)")
+    else:
+        click.echo(f"\npushed {image} to {name}: {result['bytes'] / 1e6:.1f} MB "
+                   f"in {result['seconds']} s")

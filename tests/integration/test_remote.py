@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from havsh_tui.remote.hosts import HostSession
-from havsh_tui.remote.ssh import AuthenticationFailed, ChangedHostKey, HostUnreachable, UnknownHostKey
+from havsh_tui.remote.ssh import (
+    AuthenticationFailed,
+    ChangedHostKey,
+    HostUnreachable,
+    UnknownHostKey,
+)
 
 
 def test_both_hosts_are_different_engines(pool, host_a, host_b):
@@ -61,19 +66,13 @@ def test_pinned_fingerprint_is_saved(ssh_opts, host_a):
 
 
 def test_changed_host_key_is_refused(ssh_opts, host_a):
-    import paramiko
-
-    other = paramiko.Ed25519Key.from_private_key_file  # noqa: F841 - keep import used
-    fake = paramiko.RSAKey.generate(2048)
-    # Claim the host has another key of the type it will offer: a changed key.
-    real_line = ssh_opts.known_hosts.read_text().splitlines()
+    # Claim the host has another key of the type it offers: that is a changed key.
     name = "[127.0.0.1]:2222"
-    kept = [ln for ln in real_line if not ln.startswith(name)]
-    key_type = [ln.split()[1] for ln in real_line if ln.startswith(name)][0]
-    if key_type == "ssh-ed25519":
-        fake = paramiko.Ed25519Key(data=None) if False else None
-    lines = kept + [f"{name} {key_type} {_other_key_b64(key_type)}"]
-    ssh_opts.known_hosts.write_text("\n".join(lines) + "\n")
+    lines = ssh_opts.known_hosts.read_text().splitlines()
+    key_type = next(ln.split()[1] for ln in lines if ln.startswith(name + " "))
+    kept = [ln for ln in lines if not ln.startswith(name + " ")]
+    kept.append(f"{name} {key_type} {_other_key_b64(key_type)}")
+    ssh_opts.known_hosts.write_text("\n".join(kept) + "\n")
     s = HostSession(host_a, ssh_opts)
     with pytest.raises(ChangedHostKey) as info:
         s.ssh.client()
