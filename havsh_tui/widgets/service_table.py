@@ -1,0 +1,403 @@
+"""Every service on every host in one DataTable, grouped by type under folding headings.
+
+One DataTable with heading rows, not a Collapsible per group: 1,000 services must paint as
+fast as a bare DataTable of 1,000 rows (tests/bench), and a DataTable renders only the rows
+on screen, while a widget per group (or per row) costs a mount and a layout each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from rich.style import Style
+from rich.text import Text
+from textual import on
+from textual.binding import Binding
+from textual.coordinate import Coordinate
+from textual.message import Message
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowKey
+
+from havsh_tui.core.model import Service, ServiceStatus, ServiceType
+from havsh_tui.widgets.status_badge import BADGE_COMPONENT_CLASSES, status_badge
+
+Clock = Callable[[], datetime]
+ServiceKey = tuple[str, str]
+
+#: The order of the headings, fixed by the product (shared/DESIGN.md).
+GROUP_ORDER: tuple[ServiceType, ...] = (
+    ServiceType.LIVE,
+    ServiceType.TEST,
+    ServiceType.DEMO,
+    ServiceType.COPY,
+    ServiceType.PREVIEW,
+)
+
+#: (label, column key); the keys are what update_cell and tests use.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("Name", "name"),
+    ("Host", "host"),
+    ("Odoo", "odoo"),
+    ("Status", "status"),
+    ("URL", "url"),
+    ("Age", "age"),
+    ("Source/PR", "origin"),
+)
+
+FOLDED = "▸"
+UNFOLDED = "▾"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_age(created_at: datetime, now: datetime) -> str:
+    """A short age like k9s shows: 45s, 12m, 5h, 3d, 7mo, 2y."""
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    seconds = int((now - created_at).total_seconds())
+    if seconds < 0:
+        # A host clock ahead of ours; say so briefly rather than print a negative age.
+        return "0s"
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h"
+    days = seconds // 86400
+    if days < 60:
+        return f"{days}d"
+    if days < 730:
+        return f"{days // 30}mo"
+    return f"{days // 365}y"
+
+
+def row_key_for(service: Service) -> str:
+    # Host names and slugs cannot contain "/" (core/names.py), so the key is unambiguous.
+    return f"svc/{service.host}/{service.name}"
+
+
+def heading_key_for(service_type: ServiceType) -> str:
+    return f"group/{service_type.value}"
+
+
+class ServiceTable(DataTable[Text]):
+    """The service list. Give it services with ``set_services``; stream statuses into it with
+    ``update_statuses``; narrow it with ``filter_text``; fold a group with ``toggle_group``."""
+
+    COMPONENT_CLASSES = (
+        DataTable.COMPONENT_CLASSES
+        | {
+            "service-table--heading",
+            "service-table--heading-empty",
+            "service-table--live",
+            "service-table--dim",
+        }
+        | BADGE_COMPONENT_CLASSES
+    )
+
+    BINDINGS = [
+        Binding("space", "toggle_group", "Fold", id="toggle-group"),
+    ]
+
+    class ServiceSelected(Message):
+        """Enter on a service row. The detail screen will open from this."""
+
+        def __init__(self, table: ServiceTable, service: Service) -> None:
+            super().__init__()
+            self.table = table
+            self.service = service
+
+        @property
+        def control(self) -> ServiceTable:
+            return self.table
+
+    class ServiceHighlighted(Message):
+        """The cursor moved; ``service`` is None on a heading row."""
+
+        def __init__(self, table: ServiceTable, service: Service | None) -> None:
+            super().__init__()
+            self.table = table
+            self.service = service
+
+        @property
+        def control(self) -> ServiceTable:
+            return self.table
+
+    def __init__(
+        self,
+        services: Iterable[Service] = (),
+        *,
+        clock: Clock = _utcnow,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(
+            id=id,
+            classes=classes,
+            cursor_type="row",
+            zebra_stripes=False,
+        )
+        self._clock = clock
+        self._services: dict[ServiceKey, Service] = {}
+        self._filter = ""
+        #: Folds the user chose; a group without one is folded exactly when it is empty.
+        self._fold_override: dict[ServiceType, bool] = {}
+        #: What each row currently shown is: a Service, or a ServiceType for a heading.
+        self._row_items: dict[str, Service | ServiceType] = {}
+        self._style_cache: dict[str, Style] = {}
+        self._ready = False
+        self._load(services)
+
+    # -- public API ---------------------------------------------------------------------
+
+    def set_services(self, services: Iterable[Service]) -> None:
+        """Replace the whole list (after a rescan); keeps the cursor on the same service."""
+        self._load(services)
+        self._rebuild()
+
+    def update_statuses(self, statuses: Mapping[ServiceKey, ServiceStatus]) -> None:
+        """Change the Status cells of the given services in place, without rebuilding.
+
+        Keys are ``(host, name)`` (``Service.key``). Unknown keys are ignored: a host may
+        report a container the inventory does not know yet; a rescan adds it.
+        """
+        needs_rebuild = False
+        for key, status in statuses.items():
+            service = self._services.get(key)
+            if service is None or service.status is status:
+                continue
+            was_match = self._matches(service)
+            # A copy, so the caller's (inventory's) objects are never changed behind its back.
+            service = replace(service, status=status)
+            self._services[key] = service
+            if self._filter and was_match != self._matches(service):
+                # The status is one of the filtered fields: the row appears or disappears.
+                needs_rebuild = True
+                continue
+            row_key = row_key_for(service)
+            if row_key in self._row_items:
+                self._row_items[row_key] = service
+                try:
+                    # Badges have one width, so no column needs measuring again.
+                    self.update_cell(row_key, "status", self._status_cell(service))
+                except CellDoesNotExist:
+                    needs_rebuild = True
+        if needs_rebuild:
+            self._rebuild()
+
+    @property
+    def services(self) -> list[Service]:
+        return list(self._services.values())
+
+    @property
+    def filter_text(self) -> str:
+        return self._filter
+
+    @filter_text.setter
+    def filter_text(self, text: str) -> None:
+        text = text.strip()
+        if text != self._filter:
+            self._filter = text
+            self._rebuild()
+
+    def counts(self) -> dict[ServiceType, int]:
+        """Services per type, all of them (not only those the filter lets through)."""
+        counts = dict.fromkeys(GROUP_ORDER, 0)
+        for service in self._services.values():
+            counts[service.type] = counts.get(service.type, 0) + 1
+        return counts
+
+    def is_folded(self, service_type: ServiceType) -> bool:
+        if self._filter:
+            # While filtering, every group with a match is open: a filter that hid its hits
+            # inside a folded group would look like it found nothing.
+            return False
+        return self._fold_override.get(service_type, self.counts()[service_type] == 0)
+
+    def toggle_group(self, service_type: ServiceType) -> None:
+        self._fold_override[service_type] = not self.is_folded(service_type)
+        self._rebuild(cursor_to=heading_key_for(service_type))
+
+    def visible_services(self) -> list[Service]:
+        """The service rows shown now, top to bottom."""
+        return [item for item in self._row_items.values() if isinstance(item, Service)]
+
+    @property
+    def selected_service(self) -> Service | None:
+        item = self._item_at_cursor()
+        return item if isinstance(item, Service) else None
+
+    def refresh_ages(self) -> None:
+        """Recompute the Age column (the clock moved on)."""
+        self._rebuild()
+
+    # -- building rows ------------------------------------------------------------------
+
+    def _load(self, services: Iterable[Service]) -> None:
+        self._services = {service.key: service for service in services}
+
+    def on_mount(self) -> None:
+        for label, key in COLUMNS:
+            self.add_column(label, key=key)
+        # Component styles exist only once the CSS has been applied, so rows are made here.
+        self._ready = True
+        self._rebuild()
+        self.app.theme_changed_signal.subscribe(self, self._on_theme_changed)
+
+    def _on_theme_changed(self, _theme: object) -> None:
+        self._style_cache.clear()
+        self._rebuild()
+
+    def _style(self, component: str) -> Style:
+        style = self._style_cache.get(component)
+        if style is None:
+            # partial: only what the .tcss sets, so the cursor's background still shows.
+            style = self.get_component_rich_style(component, partial=True)
+            self._style_cache[component] = style
+        return style
+
+    def _status_cell(self, service: Service) -> Text:
+        return status_badge(service.status, service.type, self._style)
+
+    def _service_row(self, service: Service, now: datetime) -> list[Text]:
+        row_style = self._style("service-table--live") if service.type is ServiceType.LIVE else ""
+        dim = self._style("service-table--dim")
+        origin = service.pr if service.type is ServiceType.PREVIEW else service.source
+        return [
+            Text(service.name, style=row_style, no_wrap=True, end=""),
+            Text(service.host, style=row_style, no_wrap=True, end=""),
+            Text(service.odoo_version, style=row_style, no_wrap=True, end=""),
+            self._status_cell(service),
+            Text(
+                service.url or "—",
+                style=row_style or (dim if not service.url else ""),
+                no_wrap=True,
+                end="",
+            ),
+            Text(format_age(service.created_at, now), style=row_style, no_wrap=True, end=""),
+            Text(origin or "", style=row_style, no_wrap=True, end=""),
+        ]
+
+    def _heading_row(self, service_type: ServiceType, shown: int, total: int) -> list[Text]:
+        folded = self.is_folded(service_type)
+        count = f"{shown} of {total}" if self._filter else f"{total}"
+        style = self._style("service-table--heading" if shown else "service-table--heading-empty")
+        label = Text(
+            f"{FOLDED if folded else UNFOLDED} {service_type.label} ({count})",
+            style=style,
+            no_wrap=True,
+            end="",
+        )
+        return [label] + [Text("", end="") for _ in COLUMNS[1:]]
+
+    def _matches(self, service: Service) -> bool:
+        if not self._filter:
+            return True
+        haystack = f"{service.name} {service.host} {service.status_label}".lower()
+        # Every word must match somewhere: "prod fail" finds failed production services.
+        return all(word in haystack for word in self._filter.lower().split())
+
+    def _rebuild(self, *, cursor_to: str | None = None) -> None:
+        if not self._ready:
+            # Before mount there are no columns and no component styles yet.
+            return
+        keep = cursor_to or self._key_at_cursor()
+        scroll_y = self.scroll_y
+        now = self._clock()
+        by_type: dict[ServiceType, list[Service]] = {t: [] for t in GROUP_ORDER}
+        totals = dict.fromkeys(GROUP_ORDER, 0)
+        for service in self._services.values():
+            totals[service.type] += 1
+            if self._matches(service):
+                by_type[service.type].append(service)
+
+        keys: list[str] = []
+        rows: list[list[Text]] = []
+        items: dict[str, Service | ServiceType] = {}
+        for service_type in GROUP_ORDER:
+            members = by_type[service_type]
+            key = heading_key_for(service_type)
+            keys.append(key)
+            rows.append(self._heading_row(service_type, len(members), totals[service_type]))
+            items[key] = service_type
+            if self.is_folded(service_type):
+                continue
+            for service in sorted(members, key=lambda s: (s.name, s.host)):
+                key = row_key_for(service)
+                keys.append(key)
+                rows.append(self._service_row(service, now))
+                items[key] = service
+
+        self.clear()
+        # add_row one by one, but in a single synchronous pass: the DataTable measures the
+        # new rows once, on its next idle, not per row.
+        for key, row in zip(keys, rows, strict=True):
+            self.add_row(*row, key=key)
+        self._row_items = items
+        self._restore_cursor(keep, scroll_y)
+
+    def _restore_cursor(self, key: str | None, scroll_y: float) -> None:
+        index = 0
+        if key is not None and key in self._row_items:
+            index = self.get_row_index(key)
+        self.move_cursor(row=index, scroll=False)
+        # The new virtual height is known only after the table's next idle: put the view
+        # back where it was then, and only scroll further if the cursor fell out of it.
+        self.call_after_refresh(self._settle_scroll, scroll_y)
+
+    def _settle_scroll(self, scroll_y: float) -> None:
+        self.scroll_to(y=scroll_y, animate=False, force=True, immediate=True)
+        self.move_cursor(row=self.cursor_row, scroll=True)
+
+    # -- cursor and keys ----------------------------------------------------------------
+
+    def _key_at_cursor(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key
+        except CellDoesNotExist:
+            return None
+        return key.value
+
+    def _item_at_cursor(self) -> Service | ServiceType | None:
+        key = self._key_at_cursor()
+        return self._row_items.get(key) if key is not None else None
+
+    def _item_for(self, row_key: RowKey) -> Service | ServiceType | None:
+        return self._row_items.get(row_key.value) if row_key.value is not None else None
+
+    def action_toggle_group(self) -> None:
+        item = self._item_at_cursor()
+        if item is None:
+            return
+        self.toggle_group(item if isinstance(item, ServiceType) else item.type)
+
+    @on(DataTable.RowSelected)
+    def _on_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        item = self._item_for(event.row_key)
+        if isinstance(item, ServiceType):
+            self.toggle_group(item)
+        elif isinstance(item, Service):
+            self.post_message(self.ServiceSelected(self, item))
+
+    @on(DataTable.RowHighlighted)
+    def _on_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        item = self._item_for(event.row_key)
+        self.post_message(
+            self.ServiceHighlighted(self, item if isinstance(item, Service) else None)
+        )
+
+
+#: Module-level names for importers: ``from havsh_tui.widgets.service_table import ...``.
+ServiceSelected = ServiceTable.ServiceSelected
+ServiceHighlighted = ServiceTable.ServiceHighlighted

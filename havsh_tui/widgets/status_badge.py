@@ -1,0 +1,89 @@
+"""A service's status as a coloured badge: a Rich Text for table cells, and a small widget.
+
+The colours live in the .tcss as component classes (``status-badge--running`` ...), so themes
+restyle them; nothing here names a colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import Static
+
+from havsh_tui.core.model import ServiceStatus, ServiceType
+
+#: Statuses that share a look: busy states, gone states, broken states.
+STATUS_CLASS: dict[ServiceStatus, str] = {
+    ServiceStatus.RUNNING: "running",
+    ServiceStatus.STOPPED: "stopped",
+    ServiceStatus.CREATING: "busy",
+    ServiceStatus.UPDATING: "busy",
+    ServiceStatus.DESTROYING: "busy",
+    ServiceStatus.DESTROYED: "gone",
+    ServiceStatus.FAILED: "failed",
+    ServiceStatus.MISSING: "failed",
+    ServiceStatus.UNKNOWN: "unknown",
+}
+
+#: Every badge is padded to the widest label, so a status change never changes the width
+#: of the Status column (a DataTable re-measures a whole column when a cell shrinks).
+BADGE_WIDTH = max(
+    len(status.display(service_type))
+    for status in ServiceStatus
+    for service_type in (None, ServiceType.PREVIEW)
+)
+
+BADGE_COMPONENT_CLASSES: set[str] = {f"status-badge--{name}" for name in STATUS_CLASS.values()}
+
+
+def status_class(status: ServiceStatus) -> str:
+    return STATUS_CLASS.get(status, "unknown")
+
+
+def badge_text(label: str, style: Style | str = "") -> Text:
+    """The label padded to the badge width, with a space each side so the colour reads as a
+    badge rather than as coloured text."""
+    return Text(f" {label:<{BADGE_WIDTH}} ", style=style, no_wrap=True, end="")
+
+
+StyleLookup = Callable[[str], Style]
+
+
+def status_badge(
+    status: ServiceStatus, service_type: ServiceType | None, style_for: StyleLookup
+) -> Text:
+    """A badge for ``status``; ``style_for`` maps a component class name to its Rich style."""
+    return badge_text(
+        status.display(service_type), style_for(f"status-badge--{status_class(status)}")
+    )
+
+
+class StatusBadge(Static):
+    """A one-line badge widget for screens that show a single service (the detail screen).
+
+    Its state class (``-running``, ``-failed`` ...) picks the colours in the .tcss.
+    """
+
+    DEFAULT_CSS = """
+    StatusBadge { width: auto; height: 1; padding: 0 1; }
+    """
+
+    def __init__(
+        self,
+        status: ServiceStatus = ServiceStatus.UNKNOWN,
+        service_type: ServiceType | None = None,
+        *,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self._service_type = service_type
+        self.set_status(status)
+
+    def set_status(self, status: ServiceStatus) -> None:
+        self.status = status
+        for name in set(STATUS_CLASS.values()):
+            self.set_class(name == status_class(status), f"-{name}")
+        self.update(status.display(self._service_type))
