@@ -176,8 +176,11 @@ class Service:
     status: ServiceStatus = ServiceStatus.UNKNOWN
     database: str = ""
     url: str = ""
-    #: For copies and previews: "<slug>@<host>" of the source.
+    #: For copies and previews: the source's slug (label sh.hav.source).
     source: str | None = None
+    #: For copies and previews: the source's host, and when its snapshot was taken.
+    source_host: str | None = None
+    snapshot_at: datetime | None = None
     #: For previews: "<owner>/<repo>#<n>".
     pr: str | None = None
     created_at: datetime = field(default_factory=utcnow)

@@ -37,6 +37,7 @@ class ObservedService:
     status: ServiceStatus
     container_id: str
     source: str | None
+    source_host: str | None
     pr: str | None
     created: datetime | None
 
@@ -66,6 +67,7 @@ def observe_host(client) -> dict[str, ObservedService]:
             status=_STATE.get(row.get("State", ""), ServiceStatus.UNKNOWN),
             container_id=row["Id"],
             source=labels.get(names.LABEL_SOURCE),
+            source_host=labels.get("sh.hav.source-host"),
             pr=labels.get(names.LABEL_PR),
             created=datetime.fromtimestamp(created).astimezone() if created else None,
         )
@@ -115,7 +117,7 @@ def rescan_host(inventory, pool, host, audit=None) -> RescanResult:
             inventory.upsert_service(Service(
                 name=slug, host=host.name, type=o.type, odoo_version=o.odoo_version,
                 image=o.image, status=o.status, database=names.database_name(slug),
-                source=o.source, pr=o.pr, created_at=(o.created or utcnow()),
+                source=o.source, source_host=o.source_host, pr=o.pr, created_at=(o.created or utcnow()),
                 container_id=o.container_id,
             ))
             result.adopted.append(slug)

@@ -140,11 +140,20 @@ def service_env(service: Service, db_password: str) -> dict[str, str]:
     }
 
 
+LABEL_SOURCE_HOST = "sh.hav.source-host"
+LABEL_SNAPSHOT = "sh.hav.snapshot"
+
+
 def service_labels(service: Service) -> dict[str, str]:
-    return names.service_labels(
+    labels = names.service_labels(
         service.name, service.type.value, service.odoo_version,
         source=service.source, pr=service.pr,
     )
+    if service.source_host:
+        labels[LABEL_SOURCE_HOST] = service.source_host
+    if service.snapshot_at:
+        labels[LABEL_SNAPSHOT] = service.snapshot_at.isoformat()
+    return labels
 
 
 def _host_config(client: docker.DockerClient, service: Service, *, restart: bool):
