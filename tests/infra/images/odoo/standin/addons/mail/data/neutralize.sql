@@ -1,0 +1,3 @@
+-- deactivate fetchmail server
+UPDATE fetchmail_server
+   SET active = false;
