@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ruff: noqa  (the official image's wait-for-psql.py, kept as it is)
 import argparse
 import psycopg2
 import sys

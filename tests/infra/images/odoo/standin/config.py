@@ -360,8 +360,8 @@ def parse(args: list[str], parser: optparse.OptionParser | None = None) -> Confi
             cfg["with_demo"] = not parse_bool(wd19)
         except ValueError:
             cfg.setdefault("_warnings", []).append(
-                "option --without-demo: since 19.0, invalid boolean value: %r, assume %s"
-                % (wd19, wd19 != "None")
+                f"option --without-demo: since 19.0, invalid boolean value: {wd19!r}, assume "
+                f"{wd19 != 'None'}"
             )
             cfg["with_demo"] = wd19 == "None"
     if major < 19 and cfg.get("without_demo") in ("", None):

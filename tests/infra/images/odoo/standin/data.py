@@ -11,8 +11,6 @@ import uuid
 import zlib
 from typing import Any
 
-from psycopg2 import sql
-
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)
@@ -38,7 +36,7 @@ def svg_avatar(initial: str, colour: str) -> bytes:
         f"<rect fill='{colour}' height='180' width='180'/>"
         "<text fill='#ffffff' font-size='96' text-anchor='middle' x='90' y='125' "
         f"font-family='sans-serif'>{initial}</text></svg>"
-    ).encode("utf-8")
+    ).encode()
 
 
 class Env:
@@ -55,6 +53,8 @@ class Env:
         self.now = utcnow()
 
     def insert(self, table: str, values: dict[str, Any]) -> int:
+        from psycopg2 import sql
+
         values = dict(values)
         values.setdefault("create_uid", 1)
         values.setdefault("write_uid", 1)
@@ -161,17 +161,17 @@ def create_base_schema(cr: Any) -> None:
 DEMO_COMPANIES = [
     ("res_partner_12", "Azure Interior", "Fremont", "azure.Interior24@example.com"),
     ("res_partner_2", "Deco Addict", "Pleasant Hill", "deco_addict@example.com"),
-    ("res_partner_3", "Gemini Furniture", "Fairfield", "gemini_furniture@fake.geminifurniture.com"),
+    ("res_partner_3", "Gemini Furniture", "Fairfield", "gemini_furniture@example.com"),
     ("res_partner_18", "Lumber Inc", "Stockton", "lumber-inv92@example.com"),
     ("res_partner_4", "Ready Mat", "Tracy", "ready.mat28@example.com"),
     ("res_partner_10", "The Jackson Group", "Buffalo", "jackson.group82@example.com"),
     ("res_partner_1", "Wood Corner", "Turlock", "wood.corner26@example.com"),
 ]
 DEMO_PEOPLE = [
-    ("res_partner_address_15", "Brandon Freeman", "res_partner_12", "brandon.freeman55@example.com"),
+    ("res_partner_address_15", "Brandon Freeman", "res_partner_12", "brandon.freeman@example.com"),
     ("res_partner_address_28", "Colleen Diaz", "res_partner_12", "colleen.diaz83@example.com"),
     ("res_partner_address_16", "Nicole Ford", "res_partner_12", "nicole.ford75@example.com"),
-    ("res_partner_address_3", "Douglas Fletcher", "res_partner_2", "douglas.fletcher51@example.com"),
+    ("res_partner_address_3", "Douglas Fletcher", "res_partner_2", "douglas.fletcher@example.com"),
 ]
 DEMO_COLOURS = [(0x22, 0x88, 0xcc), (0xcc, 0x44, 0x22), (0x33, 0xaa, 0x55), (0x88, 0x55, 0xaa)]
 
@@ -316,6 +316,8 @@ def install_mail(env: Env) -> None:
 def install_contacts(env: Env) -> None:
     return None
 
+
+DEMO_MODULES = {"base", "mail"}
 
 INSTALLERS = {
     "base": install_base,

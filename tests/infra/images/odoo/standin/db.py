@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import psycopg2
-import psycopg2.errorcodes
-import psycopg2.extensions
-from psycopg2 import sql
+# psycopg2 is imported where it is used, so that the pure parts of the stand-in (config,
+# manifests, passwords) can be unit-tested without it.
+
+INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def connection_info(cfg: dict[str, Any], dbname: str) -> dict[str, Any]:
@@ -21,8 +21,9 @@ def connection_info(cfg: dict[str, Any], dbname: str) -> dict[str, Any]:
     return info
 
 
-def connect(cfg: dict[str, Any], dbname: str, autocommit: bool = False
-            ) -> psycopg2.extensions.connection:
+def connect(cfg: dict[str, Any], dbname: str, autocommit: bool = False) -> Any:
+    import psycopg2
+
     conn = psycopg2.connect(connect_timeout=10, **connection_info(cfg, dbname))
     conn.autocommit = autocommit
     return conn
@@ -34,6 +35,8 @@ class DatabaseExists(Exception):
 
 def create_empty_database(cfg: dict[str, Any], name: str) -> None:
     """Odoo's _create_empty_database: CREATE DATABASE as the connecting role."""
+    from psycopg2 import sql
+
     conn = connect(cfg, "postgres", autocommit=True)
     try:
         with conn.cursor() as cr:
@@ -78,12 +81,10 @@ def list_dbs(cfg: dict[str, Any]) -> list[str]:
         conn.close()
 
 
-def is_initialized(cr: psycopg2.extensions.cursor) -> bool:
+def is_initialized(cr: Any) -> bool:
     cr.execute(
         "SELECT 1 FROM pg_class WHERE relname = 'ir_module_module' AND relkind = 'r'"
         " AND pg_table_is_visible(oid)"
     )
     return cr.fetchone() is not None
 
-
-INSUFFICIENT_PRIVILEGE = psycopg2.errorcodes.INSUFFICIENT_PRIVILEGE

@@ -141,7 +141,7 @@ class Loader:
             except ManifestError as exc:
                 self.broken[name] = exc
                 if report:
-                    _logger_module.error("Failed to load the manifest of module %r", name,
+                    _logger_module.debug("Failed to load the manifest of module %r", name,
                                          exc_info=(type(exc), exc, exc.__traceback__))
 
     def load_states(self, cr: Any) -> None:
@@ -198,7 +198,10 @@ class Loader:
     # -- marking -----------------------------------------------------------------------
     def _check(self, name: str) -> dict[str, Any]:
         if name in self.broken:
-            raise ManifestError(str(self.broken[name])) from self.broken[name]
+            exc = self.broken[name]
+            _logger_module.error("Failed to load the manifest of module %r", name,
+                                 exc_info=(type(exc), exc, exc.__traceback__))
+            raise ManifestError(str(exc)) from exc
         return self.manifests[name]
 
     def mark_install(self, name: str, chain: tuple[str, ...] = ()) -> None:
@@ -276,7 +279,7 @@ class Loader:
             data.INSTALLERS[name](env)
         elif not builtin:
             self.run_data(cr, name, demo and state == "to install")
-        if state == "to install" and demo and builtin:
+        if state == "to install" and demo and builtin and name in data.DEMO_MODULES:
             _logger.info("Module %s: loading demo", name)
         cr.execute(
             "UPDATE ir_module_module SET state = 'installed', latest_version = %s,"

@@ -9,8 +9,6 @@ import sys
 import threading
 from typing import Any
 
-import psycopg2
-
 from . import config, cron, db, log, modules, paths, release, web
 
 _logger = logging.getLogger("odoo")
@@ -129,6 +127,8 @@ def main(args: list[str]) -> None:
     if pidfile:
         with open(pidfile, "w", encoding="ascii") as fh:
             fh.write(str(os.getpid()))
+
+    import psycopg2
 
     init = cfg.comma("init")
     for dbname in cfg.db_names:

@@ -79,7 +79,7 @@ class App:
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "Werkzeug/2.0.2"
-    sys_version = "Python/%d.%d.%d" % sys.version_info[:3]
+    sys_version = "Python/{}.{}.{}".format(*sys.version_info[:3])
     protocol_version = "HTTP/1.1"
     app: App
     port_kind: str  # "http" or "gevent"
@@ -211,7 +211,7 @@ class Handler(BaseHTTPRequestHandler):
             f"<title>{html.escape(title)}</title>\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n"
             f"</head>\n<body>\n{inner}\n</body>\n</html>\n"
-        ).encode("utf-8")
+        ).encode()
 
     def _request_db(self) -> str | None:
         sid = self._cookies().get("session_id")

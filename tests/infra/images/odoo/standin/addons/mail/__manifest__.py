@@ -1,3 +1,4 @@
+# ruff: noqa: B018, E501  (a manifest is one expression)
 {
     'name': 'Discuss',
     'version': '1.15',
