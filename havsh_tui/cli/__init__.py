@@ -216,14 +216,15 @@ class HavshGroup(click.Group):
 
 @click.group(cls=HavshGroup, invoke_without_command=True)
 @click.version_option(__version__, "--version", "-V", prog_name="havsh")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (any command).")
 @click.pass_context
-def cli(click_ctx: click.Context) -> None:
+def cli(click_ctx: click.Context, as_json: bool) -> None:
     """hav.sh in a terminal: Odoo services on your own servers, over SSH.
 
     With no command, opens the TUI. Every command takes --json. Files live under
     $HAVSH_HOME when it is set, else in the XDG directories.
     """
-    click_ctx.obj = Context()
+    click_ctx.obj = Context(json=as_json)
     if click_ctx.invoked_subcommand is None:
         from havsh_tui.app import run_tui
 

@@ -35,6 +35,8 @@ def service_json(s) -> dict:
         "url": s.url or None,
         "database": s.database,
         "source": s.source,
+        "source_host": s.source_host,
+        "snapshot_at": s.snapshot_at.isoformat() if s.snapshot_at else None,
         "pr": s.pr,
         "created_at": s.created_at.isoformat(),
         "updated_at": s.updated_at.isoformat(),
@@ -241,3 +243,27 @@ def service_rm(ctx: Context, name, yes, confirm_name) -> None:
                              confirm_name=confirm_name, audit=_audit(ctx))
     emit(ctx, {"removed": s.name, "host": s.host, "objects": removed},
          f"deleted {s.name}: " + (", ".join(removed) or "nothing was left on the host"))
+
+
+@service.command("copy")
+@click.argument("source")
+@click.argument("new")
+@click.option("--host", help="Target host (default: the source's host).")
+@click.option("--neutralize/--no-neutralize", default=None,
+              help="Neutralize the copy before it starts (default: on when the source is Live).")
+@click.option("--image", help="Odoo image of the copy (a newer version tests an upgrade).")
+@click.option("-v", "--verbose", is_flag=True, help="Show the logs as it works.")
+@json_option
+def service_copy(ctx: Context, source, new, host, neutralize, image, verbose) -> None:
+    """Copy SOURCE (database and filestore) to a new service NEW; the source keeps running."""
+    from havsh_tui.ops.copy import CopySpec, copy_service
+
+    src = resolve_service(ctx, source)
+    spec = CopySpec(source_host=src.host, source=src.name, name=new, host=host,
+                    neutralize=neutralize, image=image)
+    copied = copy_service(ctx.inventory, _secrets(ctx), ctx.pool, spec,
+                          CLIReporter(ctx.json, verbose), audit=_audit(ctx))
+    if ctx.json:
+        click.echo(dumps({"event": "result", "service": service_json(copied)}))
+    else:
+        click.echo(f"copied {src.name}@{src.host} to {copied.name}@{copied.host}")

@@ -201,20 +201,16 @@ def psql(client: docker.DockerClient, sql: str, *, database: str = "postgres",
     argv = ["psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "-t", "-A", "-U", "postgres",
             "-d", database]
     head = "".join(f"\\set {k} {_psql_quote(v)}\n" for k, v in (variables or {}).items())
-    ex = client.api.exec_create(POSTGRES_CONTAINER, argv, stdin=True, user="postgres")
-    sock = client.api.exec_start(ex["Id"], socket=True)
-    raw = getattr(sock, "_sock", sock)
-    raw.sendall((head + sql).encode())
+    from havsh_tui.ops.streams import exec_process
+
+    proc = exec_process(client, POSTGRES_CONTAINER, argv, stdin=True, user="postgres")
     try:
-        raw.shutdown_write()  # paramiko channel
-    except AttributeError:
-        import socket as _s
-
-        raw.shutdown(_s.SHUT_WR)
-    from docker.utils.socket import consume_socket_output, frames_iter
-
-    out, err = consume_socket_output(frames_iter(raw, tty=False), demux=True)
-    rc = client.api.exec_inspect(ex["Id"])["ExitCode"]
+        proc.write_all((head + sql).encode())
+        proc.close_stdin()
+        out = proc.drain()
+        rc = proc.exit_code()
+    finally:
+        proc.close()
     if rc != 0:
-        raise OpsError(f"psql failed: {(err or b'').decode(errors='replace').strip()}")
-    return (out or b"").decode()
+        raise OpsError(f"psql failed: {proc.stderr_text()}")
+    return out.decode()

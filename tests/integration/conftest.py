@@ -18,7 +18,7 @@ def havsh_paths(tmp_path, monkeypatch, testbed):
     monkeypatch.setenv("HAVSH_HOME", str(home))
     monkeypatch.delenv("HAVSH_SSH_CONFIG", raising=False)
     paths = AppPaths.from_env().ensure()
-    shutil.copy(testbed.hosts["hosta"].known_hosts_path, paths.known_hosts)
+    shutil.copy(testbed.hosts["hosta"].known_hosts, paths.known_hosts)
     paths.known_hosts.chmod(0o600)
     return paths
 
@@ -34,7 +34,7 @@ def ssh_opts(havsh_paths):
 
 def _host(th, name: str, *, postgres: str, odoo: str) -> Host:
     return Host(name=name, address=th.address, port=th.port, user=th.user,
-                identity_file=str(th.key_path), postgres_image=postgres, odoo_image=odoo)
+                identity_file=str(th.client_key), postgres_image=postgres, odoo_image=odoo)
 
 
 @pytest.fixture
