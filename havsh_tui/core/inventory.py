@@ -61,6 +61,7 @@ from .serde import (
     atomic_write_bytes,
     atomic_write_json,
     convert_field,
+    decoder,
     encode_value,
     field_names,
     from_dict,
@@ -220,6 +221,12 @@ class AtomicJSONStorage(Storage):
         self._loaded = True
         self.dirty = True
 
+    def reload(self) -> None:
+        """Forget what was read (and any unflushed change); the next read goes to disk."""
+        self._data = None
+        self._loaded = False
+        self.dirty = False
+
     def flush(self) -> None:
         """Write the data to disk, atomically, if anything changed."""
         if self.dirty and self._data is not None:
@@ -274,9 +281,7 @@ class ServicesDiff:
     kept: list[str] = field(default_factory=list)
 
 
-_HOST_FIELDS = field_names(Host)
 _SERVICE_FIELDS = field_names(Service)
-_SERVICE_KEY_FIELDS = frozenset({"host", "name"})
 
 _q = Query()
 
@@ -310,7 +315,7 @@ class Inventory:
             str(self.lock_path), timeout=lock_timeout, mode=0o600, poll_interval=0.005
         )
         self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._open()
 
     def __repr__(self) -> str:
@@ -396,7 +401,7 @@ class Inventory:
             moved = self._set_aside(str(exc))
             if not at_open:
                 raise self._corrupt_error(str(exc), moved) from None
-            storage._loaded = False  # read the fresh file _set_aside wrote
+            storage.reload()  # the fresh file _set_aside wrote
             data = storage.read()
             version = _version_of(data)
         if data is None or version is None:
@@ -454,19 +459,29 @@ class Inventory:
 
     # -- decoding ----------------------------------------------------------------------------
 
-    def _decode_all(self, table: Table, cls: type[Any]) -> list[Any]:
-        out = []
-        problems = []
-        for doc in table.all():
-            try:
-                out.append(from_dict(cls, doc))
-            except (DecodeError, TypeError) as exc:
-                problems.append(f"{table.name} #{doc.doc_id}: {exc}")
-        if problems:
-            for p in problems:
-                log.warning("inventory %s: skipped %s", self.path, p)
+    def _decode_all(self, db: TinyDB, *tables: tuple[str, type[Any]]) -> list[list[Any]]:
+        """Every document of each ``(table, class)``; undecodable ones skipped and reported.
+
+        This reads the documents straight from the transaction's storage rather than through
+        ``Table.all()``: that would copy each one into a TinyDB Document first, a tenth of
+        the time of a 1,000-service paint, only for from_dict to copy it again.
+        """
+        data = cast(AtomicJSONStorage, db.storage).read() or {}
+        problems: list[str] = []
+        results = []
+        for name, cls in tables:
+            decode = decoder(cls)
+            out = []
+            for doc_id, doc in data.get(name, {}).items():
+                try:
+                    out.append(decode(doc))
+                except (DecodeError, TypeError) as exc:
+                    problems.append(f"{name} #{doc_id}: {exc}")
+            results.append(out)
+        for p in problems:
+            log.warning("inventory %s: skipped %s", self.path, p)
         self.problems = problems
-        return out
+        return results
 
     def _decode_one(self, table: Table, doc: Mapping[str, Any], cls: type[Any]) -> Any:
         try:
@@ -489,8 +504,7 @@ class Inventory:
     def snapshot(self) -> InventorySnapshot:
         """All hosts and services from one read of the file, sorted like list_*."""
         with self._read() as db:
-            hosts = self._decode_all(db.table(HOSTS), Host)
-            services = self._decode_all(db.table(SERVICES), Service)
+            hosts, services = self._decode_all(db, (HOSTS, Host), (SERVICES, Service))
         hosts.sort(key=lambda h: h.name)
         services.sort(key=lambda s: (s.host, s.name))
         return InventorySnapshot(hosts, services)
@@ -500,7 +514,7 @@ class Inventory:
     def list_hosts(self) -> list[Host]:
         """All hosts, by name."""
         with self._read() as db:
-            hosts = self._decode_all(db.table(HOSTS), Host)
+            (hosts,) = self._decode_all(db, (HOSTS, Host))
         return sorted(hosts, key=lambda h: h.name)
 
     def get_host(self, name: str) -> Host:
@@ -555,7 +569,7 @@ class Inventory:
     def list_services(self, host: str | None = None) -> list[Service]:
         """All services (or those on ``host``), by host then name."""
         with self._read() as db:
-            services = self._decode_all(db.table(SERVICES), Service)
+            (services,) = self._decode_all(db, (SERVICES, Service))
         if host is not None:
             services = [s for s in services if s.host == host]
         return sorted(services, key=lambda s: (s.host, s.name))
@@ -632,14 +646,13 @@ class Inventory:
         """Change some fields of one service in one locked read-modify-write; returns it.
 
         ``updated_at`` is set to now unless given. ``host`` and ``name`` cannot change
-        (that is a new service). Raises :class:`NotFound`, or ``TypeError`` for a field that
-        does not exist and :class:`InventoryError` for a value of the wrong type.
+        (the signature takes them; a renamed service is a new one). Raises
+        :class:`NotFound`, ``TypeError`` for a field that does not exist, and
+        :class:`InventoryError` for a value of the wrong type.
         """
         unknown = set(changes) - _SERVICE_FIELDS
         if unknown:
             raise TypeError(f"Service has no field(s) {', '.join(sorted(unknown))}")
-        if set(changes) & _SERVICE_KEY_FIELDS:
-            raise TypeError("update_service cannot change a service's host or name")
         changes.setdefault("updated_at", utcnow())
         encoded = {}
         for key, value in changes.items():

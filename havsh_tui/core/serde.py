@@ -71,7 +71,6 @@ _Converter = Callable[[Any], Any]
 
 _Decoder = Callable[[Any], Any]
 _DECODERS: dict[tuple[type, bool], _Decoder] = {}
-_MISSING = object()
 
 
 def _parse_datetime(raw: Any) -> datetime:
@@ -182,9 +181,12 @@ def _exact_classes(tp: Any) -> frozenset[type]:
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:
+        inner_exact = _exact_classes(inner[0]) if len(inner) == 1 else frozenset()
+        if inner_exact:
+            # Only when the inner type has an exact form: for ``datetime | None`` the
+            # result must be empty, or every stored time would miss the fast path.
             nullable = {type(None)} if len(inner) < len(args) else set()
-            return frozenset(_exact_classes(inner[0]) | nullable)
+            return frozenset(inner_exact | nullable)
     return frozenset()
 
 
@@ -198,66 +200,66 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _fast_path(i: int, tp: Any, strict: bool, ns: dict[str, Any]) -> list[str]:
-    """Generated lines that decode ``v<i>`` without a call when it is well-formed.
+def _fast_paths(
+    i: int, name: str, tp: Any, strict: bool, ns: dict[str, Any]
+) -> list[tuple[str, list[str]]]:
+    """``(condition, body)`` branches that decode ``v<i>`` cheaply when it is well-formed.
 
-    Each returns ``elif`` branches; the caller adds the final ``else`` (the full converter,
-    which coerces what it can and raises DecodeError naming the field).
+    The caller chains them with ``if``/``elif`` and adds a final ``else`` that calls the full
+    converter (which coerces what it can and raises DecodeError naming the field). Bodies
+    that can still meet a malformed value fall back to that converter too.
     """
     v = f"v{i}"
+    slow = f"{v} = _field({name!r}, _c{i}, {v})"
     exact = _exact_classes(tp)
     if exact:
         ns[f"_x{i}"] = exact
-        return [f"    elif {v}.__class__ in _x{i}:", "        pass"]
+        return [(f"{v}.__class__ in _x{i}", ["pass"])]
     inner, nullable = _unwrap_optional(tp)
-    lines = [f"    elif {v} is None:", "        pass"] if nullable else []
+    branches = [(f"{v} is None", ["pass"])] if nullable else []
     if isinstance(inner, type) and issubclass(inner, enum.Enum):
         ns[f"_e{i}"] = {m.value: m for m in inner}
         ns[f"_ek{i}"] = frozenset(type(m.value) for m in inner)
-        lines += [
-            f"    elif {v}.__class__ in _ek{i} and {v} in _e{i}:",
-            f"        {v} = _e{i}[{v}]",
-        ]
+        branches.append((f"{v}.__class__ in _ek{i} and {v} in _e{i}", [f"{v} = _e{i}[{v}]"]))
     elif isinstance(inner, type) and issubclass(inner, datetime):
-        lines += [
-            f"    elif {v}.__class__ is str and _iso_ok({v}):",
-            f"        {v} = _iso({v})",
-            f"        if {v}.tzinfo is None:",
-            f"            {v} = {v}.replace(tzinfo=_UTC)",
+        body = [
+            "try:",
+            f"    {v} = _iso({v})",
+            "except ValueError:",
+            f"    {slow}",
+            f"if {v}.tzinfo is None:",
+            f"    {v} = {v}.replace(tzinfo=_UTC)",
         ]
+        branches.append((f"{v}.__class__ is str", body))
     elif typing.get_origin(inner) is dict:
         value_exact = _exact_classes((typing.get_args(inner) or (str, Any))[1])
         if value_exact:
             ns[f"_xv{i}"] = value_exact
-            lines += [
-                f"    elif {v}.__class__ is dict and all(x.__class__ in _xv{i}"
-                f" for x in {v}.values()):",
-                f"        {v} = dict({v})",
-            ]
+            cond = f"{v}.__class__ is dict and _xv{i}.issuperset(map(type, {v}.values()))"
+            branches.append((cond, [f"{v} = dict({v})"]))
     elif typing.get_origin(inner) is list:
         (item_tp,) = typing.get_args(inner) or (Any,)
         if dataclasses.is_dataclass(item_tp):
             ns[f"_sub{i}"] = _decoder(cast(type, item_tp), strict)
-            lines += [
-                f"    elif {v}.__class__ is list and all(x.__class__ is dict for x in {v}):",
-                f"        {v} = [_sub{i}(x) for x in {v}]",
+            body = [
+                "try:",
+                f"    {v} = [_sub{i}(x) for x in {v}]",
+                "except Exception:",
+                "    # Redo it slowly for an error message that names the field.",
+                f"    {slow}",
             ]
-    return lines
-
-
-def _iso_ok(text: str) -> bool:
-    # fromisoformat raising costs more than this check, and the slow path reports errors.
-    return 10 <= len(text) <= 40 and text[4] == "-"
+            branches.append((f"{v}.__class__ is list", body))
+    return branches
 
 
 def _compile_decoder(cls: type, strict: bool) -> _Decoder:
     """Generate a straight-line decoder for dataclass ``cls``.
 
-    A generic loop over fields, a converter call each, costs about 15 us a service on a
-    slow machine; this about a third, which is what keeps a 1,000-service paint well under
-    50 ms. Each field has a fast path for a well-formed stored value (the right class, a
-    known enum value, an ISO time...) and otherwise goes through its converter, which
-    coerces what it can or raises DecodeError naming the field.
+    A generic loop over fields, a converter call each, cost about 15 us a service on the
+    (slow, shared) test machine; this about a third, which is what keeps a 1,000-service
+    paint well under 50 ms. Each field has fast paths for well-formed stored values (the
+    right class, a known enum value, an ISO time...) and otherwise goes through its
+    converter, which coerces what it can or raises DecodeError naming the field.
     """
     hints = typing.get_type_hints(cls)
     qualname = cls.__name__
@@ -270,14 +272,12 @@ def _compile_decoder(cls: type, strict: bool) -> _Decoder:
 
     ns: dict[str, Any] = {
         "_cls": cls,
-        "_M": _MISSING,
         "_field": convert_field_value,
         "_iso": datetime.fromisoformat,
-        "_iso_ok": _iso_ok,
         "_UTC": UTC,
         "DecodeError": DecodeError,
     }
-    lines = ["def decode(doc):", "    get = doc.get"]
+    lines = ["def decode(doc):"]
     args = []
     for i, f in enumerate(dataclasses.fields(cls)):
         if not f.init:
@@ -293,14 +293,25 @@ def _compile_decoder(cls: type, strict: bool) -> _Decoder:
             when_missing = f"v{i} = _f{i}()"
         else:
             message = f"{qualname}: required field {f.name!r} is missing"
-            when_missing = f"raise DecodeError({message!r})"
+            when_missing = f"raise DecodeError({message!r}) from None"
+        # doc[key] in a try is cheaper than doc.get(key, sentinel) while keys are present.
         lines += [
-            f"    v{i} = get({f.name!r}, _M)",
-            f"    if v{i} is _M:",
+            "    try:",
+            f"        v{i} = doc[{f.name!r}]",
+            "    except KeyError:",
             f"        {when_missing}",
+            "    else:",
         ]
-        lines += _fast_path(i, tp, strict, ns)
-        lines += ["    else:", f"        v{i} = _field({f.name!r}, _c{i}, v{i})"]
+        keyword = "if"
+        for cond, body in _fast_paths(i, f.name, tp, strict, ns):
+            lines.append(f"        {keyword} {cond}:")
+            lines += [f"            {line}" for line in body]
+            keyword = "elif"
+        slow = f"v{i} = _field({f.name!r}, _c{i}, v{i})"
+        if keyword == "if":
+            lines.append(f"        {slow}")
+        else:
+            lines += ["        else:", f"            {slow}"]
         args.append(f"{f.name}=v{i}")
     lines.append(f"    return _cls({', '.join(args)})")
     exec(compile("\n".join(lines), f"<decoder {qualname}>", "exec"), ns)  # noqa: S102
@@ -312,6 +323,12 @@ def _decoder(cls: type, strict: bool) -> _Decoder:
     if decoder is None:
         decoder = _DECODERS[(cls, strict)] = _compile_decoder(cls, strict)
     return decoder
+
+
+def decoder(cls: type[T], *, strict: bool = False) -> Callable[[dict[str, Any]], T]:
+    """The compiled decoder of ``cls``: like :func:`from_dict` without the type check of
+    ``doc``, for loops over many documents that are known to be dicts."""
+    return cast(Callable[[dict[str, Any]], T], _decoder(cls, strict))
 
 
 def from_dict(cls: type[T], doc: Any, *, strict: bool = False) -> T:
