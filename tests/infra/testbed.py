@@ -19,6 +19,7 @@ keyed on a hash of its inputs (label sh.hav.testbed.hash) and only rebuilt when 
 `up` writes /run/havsh-testbed/state.json with what the tests need (see `Host`).
 Stdlib only: tests/run.sh runs this module with the system python before any venv exists.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,9 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 # --------------------------------------------------------------------------- constants
 
@@ -98,7 +100,9 @@ BIP_B = "10.214.0.1/24"
 
 # Images.
 SUITE, VARIANT, MIRROR = "bookworm", "minbase", "http://deb.debian.org/debian"
-IMAGE_PATH_ENV = "PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+IMAGE_PATH_ENV = (
+    "PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
 HASH_LABEL = "sh.hav.testbed.hash"
 BASE_REPO = "havsh-test/base"
 ODOO_VERSIONS = ("16.0", "17.0", "18.0", "19.0")
@@ -137,7 +141,11 @@ SSHD = "/usr/sbin/sshd"
 def _docker_bin() -> str:
     # docker.io's own client (20.10, API 1.41) matches the engine; the 28.x client on PATH
     # negotiates down too, but the legacy builder (DOCKER_BUILDKIT=0) is only sure with 20.10.
-    return "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else (shutil.which("docker") or "docker")
+    return (
+        "/usr/bin/docker"
+        if os.path.exists("/usr/bin/docker")
+        else (shutil.which("docker") or "docker")
+    )
 
 
 def _docker_env() -> dict[str, str]:
@@ -176,10 +184,77 @@ class Host:
         """docker-py / DOCKER_HOST style URL reaching this host's engine over SSH."""
         return f"ssh://{self.user}@{self.address}:{self.port}"
 
+    @property
+    def key_path(self) -> Path:
+        return Path(self.client_key)
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return Path(self.known_hosts)
+
+    @property
+    def ssh_config_path(self) -> Path:
+        return Path(self.ssh_config)
+
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Host":
+    def from_dict(cls, d: dict[str, Any]) -> Host:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclasses.dataclass(frozen=True)
+class Images:
+    """The test images' tags (present on both engines), and why any are missing."""
+
+    base: str | None
+    postgres: str | None
+    caddy: str | None
+    odoo: dict[str, str]  # "17.0" -> "havsh-test/odoo:17.0"
+    all: list[str]
+    errors: dict[str, str]  # image dir -> build error
+
+    def odoo_tag(self, version: str) -> str:
+        try:
+            return self.odoo[version]
+        except KeyError:
+            why = self.errors.get("odoo", "not built")
+            raise LookupError(f"no test image havsh-test/odoo:{version}: {why}") from None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Images:
+        return cls(
+            base=d.get("base"),
+            postgres=d.get("postgres"),
+            caddy=d.get("caddy"),
+            odoo=dict(d.get("odoo") or {}),
+            all=list(d.get("all") or []),
+            errors=dict(d.get("errors") or {}),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Testbed:
+    """What the pytest `testbed` fixture gives: state.json, parsed."""
+
+    hosts: dict[str, Host]
+    images: Images
+    work_dir: Path
+    ssh_config: Path
+    known_hosts: Path
+    client_key: Path
+    state: dict[str, Any]
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Testbed:
+        return cls(
+            hosts={n: Host.from_dict(h) for n, h in state["hosts"].items()},
+            images=Images.from_dict(state.get("images") or {}),
+            work_dir=Path(state["work_dir"]),
+            ssh_config=Path(state["ssh_config"]),
+            known_hosts=Path(state["known_hosts"]),
+            client_key=Path(state["client_key"]),
+            state=state,
+        )
 
 
 class TestbedError(RuntimeError):
@@ -406,7 +481,7 @@ def testbed_lock(timeout: float = 1800) -> Iterator[None]:
                 except BlockingIOError:
                     if time.monotonic() > deadline:
                         os.close(fd)
-                        raise TestbedError(f"could not lock {LOCK_FILE} in {timeout}s")
+                        raise TestbedError(f"could not lock {LOCK_FILE} in {timeout}s") from None
                     time.sleep(0.2)
             _lock_fd = fd
         _lock_depth += 1
@@ -563,7 +638,9 @@ def _wait_engine(sock: str, pidfile: str, what: str, log_path: Path, timeout: fl
         if pid is None and seen_pid_at is None:
             seen_pid_at = time.monotonic()
         time.sleep(0.1)
-    raise TestbedError(f"{what} did not answer on {sock} in {timeout}s; log {log_path}:\n{_tail(log_path)}")
+    raise TestbedError(
+        f"{what} did not answer on {sock} in {timeout}s; log {log_path}:\n{_tail(log_path)}"
+    )
 
 
 def _start_daemon(argv: list[str], log_path: Path) -> None:
@@ -599,7 +676,9 @@ def ensure_engine_a() -> dict[str, Any]:
         if owned_pid:
             return {"pid": owned_pid, "owned": True, "started": False}
         ENGINE_A_MARK.unlink(missing_ok=True)
-        log(f"engine A: an engine we did not start answers on {SOCK_A}: reusing it (down leaves it)")
+        log(
+            f"engine A: an engine we did not start answers on {SOCK_A}: reusing it (down leaves it)"
+        )
         return {"pid": _read_pid(PIDFILE_A), "owned": False, "started": False}
     # Nothing answers. Our own earlier engine may be hung or starting.
     owned_pid = _engine_a_owned_pid()
@@ -612,14 +691,23 @@ def ensure_engine_a() -> dict[str, Any]:
     pid = _read_pid(PIDFILE_A)
     if pid and _is_proc(pid, "dockerd"):
         raise TestbedError(
-            f"a dockerd we did not start (pid {pid}, {PIDFILE_A}) runs but does not answer on {SOCK_A}"
+            f"a dockerd we did not start (pid {pid}, {PIDFILE_A}) runs, "
+            f"but does not answer on {SOCK_A}"
         )
     _clear_stale_engine_files(SOCK_A, PIDFILE_A)
     cfg = WORK / "engine-a" / "daemon.json"
     _write_if_changed(cfg, "{}\n")
     log_path = LOG_DIR / "dockerd-a.log"
     _start_daemon(
-        ["dockerd", "--host", f"unix://{SOCK_A}", "--pidfile", PIDFILE_A, "--config-file", str(cfg)],
+        [
+            "dockerd",
+            "--host",
+            f"unix://{SOCK_A}",
+            "--pidfile",
+            PIDFILE_A,
+            "--config-file",
+            str(cfg),
+        ],
         log_path,
     )
     pid = _wait_engine(SOCK_A, PIDFILE_A, "engine A", log_path)
@@ -685,7 +773,8 @@ def ensure_engine_b() -> dict[str, Any]:
     # B's own identity key: by default both engines would read /etc/docker/key.json and
     # report the same engine ID.
     cfg_changed = _write_if_changed(
-        cfg, json.dumps({"deprecated-key-path": str(WORK / "engine-b" / "key.json")}, indent=2) + "\n"
+        cfg,
+        json.dumps({"deprecated-key-path": str(WORK / "engine-b" / "key.json")}, indent=2) + "\n",
     )
     pid = _engine_b_pid()
     if pid and cfg_changed:
@@ -707,18 +796,27 @@ def ensure_engine_b() -> dict[str, Any]:
     log_path = LOG_DIR / "dockerd-b.log"
     _start_daemon(
         [
-            "nsenter", f"--net={NETNS_PATH}",
+            "nsenter",
+            f"--net={NETNS_PATH}",
             "dockerd",
-            "--host", f"unix://{SOCK_B}",
-            "--data-root", DATA_ROOT_B,
-            "--exec-root", EXEC_ROOT_B,
-            "--pidfile", PIDFILE_B,
-            "--bip", BIP_B,
-            "--config-file", str(cfg),
+            "--host",
+            f"unix://{SOCK_B}",
+            "--data-root",
+            DATA_ROOT_B,
+            "--exec-root",
+            EXEC_ROOT_B,
+            "--pidfile",
+            PIDFILE_B,
+            "--bip",
+            BIP_B,
+            "--config-file",
+            str(cfg),
             # Own containerd namespaces: if a system containerd runs (dockerd then uses it
             # instead of starting its own), A and B still never see each other's containers.
-            "--containerd-namespace", "moby-hostb",
-            "--containerd-plugins-namespace", "plugins.moby-hostb",
+            "--containerd-namespace",
+            "moby-hostb",
+            "--containerd-plugins-namespace",
+            "plugins.moby-hostb",
         ],
         log_path,
     )
@@ -843,7 +941,9 @@ def ensure_ssh_files() -> bool:
     LogLevel ERROR
 """
     )
-    _write_if_changed(SSH_CONFIG, "# havsh testbed client config (tests/infra/testbed.py)\n" + "\n".join(blocks))
+    _write_if_changed(
+        SSH_CONFIG, "# havsh testbed client config (tests/infra/testbed.py)\n" + "\n".join(blocks)
+    )
     return changed
 
 
@@ -907,10 +1007,21 @@ def start_sshd(spec: _SshdSpec) -> int:
     else:
         stage = spec.dir / "run-docker-b"
         stage.mkdir(exist_ok=True)
-        env = dict(os.environ, STAGE=str(stage), SSHD=SSHD, CONF=str(spec.config), LOG=str(spec.log))
+        env = dict(
+            os.environ, STAGE=str(stage), SSHD=SSHD, CONF=str(spec.config), LOG=str(spec.log)
+        )
         run(
-            ["nsenter", f"--net=/run/netns/{spec.netns}", "unshare", "--mount", "--propagation", "private",
-             "sh", "-c", _SSHD_B_SCRIPT],
+            [
+                "nsenter",
+                f"--net=/run/netns/{spec.netns}",
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                _SSHD_B_SCRIPT,
+            ],
             env=env,
         )
     deadline = time.monotonic() + 15
@@ -945,7 +1056,10 @@ def verify_ssh() -> dict[str, dict[str, str]]:
     procs = {
         s.name: subprocess.Popen(
             ssh_cmd(s.name, "docker", "info", "--format", shlex.quote(fmt)),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for s in SSHDS
     }
@@ -956,13 +1070,16 @@ def verify_ssh() -> dict[str, dict[str, str]]:
         except subprocess.TimeoutExpired:
             p.kill()
             p.communicate()
-            raise TestbedError(f"ssh {name} docker info timed out")
+            raise TestbedError(f"ssh {name} docker info timed out") from None
         if p.returncode != 0:
             raise TestbedError(f"ssh {name} docker info failed ({p.returncode}): {se.strip()}")
         root, _, ident = so.strip().partition("|")
         out[name] = {"docker_root": root, "id": ident}
     if out["hostb"]["docker_root"] != DATA_ROOT_B:
-        raise TestbedError(f"hostb over ssh reports Docker Root Dir {out['hostb']['docker_root']!r}, not {DATA_ROOT_B}")
+        raise TestbedError(
+            f"hostb over ssh reports Docker Root Dir {out['hostb']['docker_root']!r}, "
+            f"not {DATA_ROOT_B}"
+        )
     if out["hosta"]["id"] == out["hostb"]["id"]:
         raise TestbedError("hosta and hostb report the same engine ID over ssh")
     return out
@@ -972,7 +1089,7 @@ def verify_ssh() -> dict[str, dict[str, str]]:
 
 
 def base_packages() -> list[str]:
-    pkgs = []
+    pkgs: list[str] = []
     for line in BASE_PACKAGES_FILE.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
@@ -1004,7 +1121,7 @@ def base_tag(key: str) -> str:
 
 def image_specs() -> dict[str, list[tuple[str, dict[str, str]]]]:
     """Image dir name -> [(tag, build args)]: every images/*/ with a Dockerfile (and odoo)."""
-    known = {
+    known: dict[str, list[tuple[str, dict[str, str]]]] = {
         "postgres": [("havsh-test/postgres:15", {})],
         "caddy": [("havsh-test/caddy:2", {})],
         "odoo": [(f"havsh-test/odoo:{v}", {"ODOO_VERSION": v}) for v in ODOO_VERSIONS],
@@ -1032,7 +1149,8 @@ def _dir_digest(d: Path) -> str:
 
 def derived_key(d: Path, bkey: str, args: dict[str, str]) -> str:
     payload = json.dumps(
-        {"recipe": DERIVED_RECIPE, "base": bkey, "dir": _dir_digest(d), "args": args}, sort_keys=True
+        {"recipe": DERIVED_RECIPE, "base": bkey, "dir": _dir_digest(d), "args": args},
+        sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -1059,9 +1177,19 @@ def build_base(key: str, timings: dict[str, float]) -> str:
         with phase("image base: debootstrap", timings):
             with open(dlog, "ab") as lf:
                 p = subprocess.run(
-                    ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(base_packages())}",
-                     f"--cache-dir={DEB_CACHE}", SUITE, str(root), MIRROR],
-                    stdin=subprocess.DEVNULL, stdout=lf, stderr=lf, timeout=1800,
+                    [
+                        "debootstrap",
+                        f"--variant={VARIANT}",
+                        f"--include={','.join(base_packages())}",
+                        f"--cache-dir={DEB_CACHE}",
+                        SUITE,
+                        str(root),
+                        MIRROR,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=lf,
+                    stderr=lf,
+                    timeout=1800,
                 )
             # Maintainer scripts must not leave daemons behind (they run in the chroot).
             for pid in _procs_rooted_under(str(root)):
@@ -1069,7 +1197,9 @@ def build_base(key: str, timings: dict[str, float]) -> str:
             for mp in _mounts_under(str(root)):
                 run(["umount", "-l", mp], check=False)
             if p.returncode != 0:
-                raise TestbedError(f"debootstrap failed ({p.returncode}); log {dlog}:\n{_tail(dlog, 40)}")
+                raise TestbedError(
+                    f"debootstrap failed ({p.returncode}); log {dlog}:\n{_tail(dlog, 40)}"
+                )
         with phase("image base: strip + import", timings):
             for pattern in STRIP:
                 for target in sorted(root.glob(pattern)):
@@ -1079,23 +1209,50 @@ def build_base(key: str, timings: dict[str, float]) -> str:
                     else:
                         target.unlink(missing_ok=True)
             tar = subprocess.Popen(
-                ["tar", "-C", str(root), "--numeric-owner", "--xattrs", "--exclude=./dev/*",
-                 "--exclude=./proc/*", "--exclude=./sys/*", "-c", "."],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                [
+                    "tar",
+                    "-C",
+                    str(root),
+                    "--numeric-owner",
+                    "--xattrs",
+                    "--exclude=./dev/*",
+                    "--exclude=./proc/*",
+                    "--exclude=./sys/*",
+                    "-c",
+                    ".",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
             )
             imp = subprocess.run(
-                [_docker_bin(), "-H", f"unix://{SOCK_A}", "import",
-                 "-c", f"ENV {IMAGE_PATH_ENV}",
-                 "-c", f"LABEL {HASH_LABEL}={key}",
-                 "-c", 'CMD ["bash"]',
-                 "-", tag],
-                stdin=tar.stdout, capture_output=True, text=True, env=_docker_env(), timeout=900,
+                [
+                    _docker_bin(),
+                    "-H",
+                    f"unix://{SOCK_A}",
+                    "import",
+                    "-c",
+                    f"ENV {IMAGE_PATH_ENV}",
+                    "-c",
+                    f"LABEL {HASH_LABEL}={key}",
+                    "-c",
+                    'CMD ["bash"]',
+                    "-",
+                    tag,
+                ],
+                stdin=tar.stdout,
+                capture_output=True,
+                text=True,
+                env=_docker_env(),
+                timeout=900,
             )
             assert tar.stdout is not None
             tar.stdout.close()
             tar_rc = tar.wait()
             if tar_rc != 0 or imp.returncode != 0:
-                raise TestbedError(f"tar | docker import failed (tar {tar_rc}, import {imp.returncode}): {imp.stderr}")
+                raise TestbedError(
+                    f"tar | docker import failed (tar {tar_rc}, import {imp.returncode}): "
+                    f"{imp.stderr}"
+                )
     finally:
         _remove_tree(root)
     return tag
@@ -1103,16 +1260,37 @@ def build_base(key: str, timings: dict[str, float]) -> str:
 
 def build_derived(name: str, d: Path, tag: str, args: dict[str, str], base: str, key: str) -> None:
     blog = LOG_DIR / f"build-{tag.replace('/', '_').replace(':', '_')}.log"
-    argv = [_docker_bin(), "-H", f"unix://{SOCK_A}", "build", "--pull=false", "--rm", "--force-rm",
-            "--build-arg", f"BASE={base}", "--label", f"{HASH_LABEL}={key}", "-t", tag]
+    argv = [
+        _docker_bin(),
+        "-H",
+        f"unix://{SOCK_A}",
+        "build",
+        "--pull=false",
+        "--rm",
+        "--force-rm",
+        "--build-arg",
+        f"BASE={base}",
+        "--label",
+        f"{HASH_LABEL}={key}",
+        "-t",
+        tag,
+    ]
     for k, v in args.items():
         argv += ["--build-arg", f"{k}={v}"]
     with open(blog, "wb") as lf:
-        p = subprocess.run(argv + [str(d)], stdin=subprocess.DEVNULL, stdout=lf, stderr=lf,
-                           env=_docker_env(), timeout=1800)
+        p = subprocess.run(
+            argv + [str(d)],
+            stdin=subprocess.DEVNULL,
+            stdout=lf,
+            stderr=lf,
+            env=_docker_env(),
+            timeout=1800,
+        )
     if p.returncode != 0:
-        raise TestbedError(f"docker build {tag} from {d.relative_to(REPO)} failed ({p.returncode}); "
-                           f"log {blog}:\n{_tail(blog, 25)}")
+        raise TestbedError(
+            f"docker build {tag} from {d.relative_to(REPO)} failed ({p.returncode}); "
+            f"log {blog}:\n{_tail(blog, 25)}"
+        )
     if not _has_image(SOCK_A, tag, key):
         raise TestbedError(f"docker build {tag}: built, but no image with label {HASH_LABEL}={key}")
 
@@ -1124,7 +1302,13 @@ def _cleanup_old_images(sock: str, keep_base: str) -> None:
             if t.startswith(BASE_REPO + ":") and t != keep_base:
                 api(sock, "DELETE", f"/images/{urllib.parse.quote(t, safe='/:')}")
     # Images of ours that lost their tag to a newer build.
-    api(sock, "POST", "/images/prune", filters={"dangling": ["true"], "label": [HASH_LABEL]}, timeout=120)
+    api(
+        sock,
+        "POST",
+        "/images/prune",
+        filters={"dangling": ["true"], "label": [HASH_LABEL]},
+        timeout=120,
+    )
 
 
 def load_into_b(tags: list[str], timings: dict[str, float]) -> list[str]:
@@ -1145,11 +1329,21 @@ def load_into_b(tags: list[str], timings: dict[str, float]) -> list[str]:
     if not todo:
         return []
     with phase(f"images: load {len(todo)} into engine B", timings):
-        save = subprocess.Popen([_docker_bin(), "-H", f"unix://{SOCK_A}", "save", *todo],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=_docker_env())
-        load = subprocess.run([_docker_bin(), "-H", f"unix://{SOCK_B}", "load", "-q"],
-                              stdin=save.stdout, capture_output=True, text=True, env=_docker_env(), timeout=1800)
+        save = subprocess.Popen(
+            [_docker_bin(), "-H", f"unix://{SOCK_A}", "save", *todo],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_docker_env(),
+        )
+        load = subprocess.run(
+            [_docker_bin(), "-H", f"unix://{SOCK_B}", "load", "-q"],
+            stdin=save.stdout,
+            capture_output=True,
+            text=True,
+            env=_docker_env(),
+            timeout=1800,
+        )
         assert save.stdout is not None
         save.stdout.close()
         save_err = save.stderr.read().decode(errors="replace") if save.stderr else ""
@@ -1217,7 +1411,7 @@ def images_fresh() -> bool:
         return False
 
 
-# --------------------------------------------------------------------------- cleanup of test objects
+# --------------------------------------------------------------------------- test leftovers
 
 
 def remove_test_objects(sock: str, labels: tuple[str, ...] = TEST_LABELS) -> dict[str, int]:
@@ -1251,7 +1445,9 @@ def _images_state(images: dict[str, Any]) -> dict[str, Any]:
         "base": images["base"],
         "postgres": "havsh-test/postgres:15" if "havsh-test/postgres:15" in tags else None,
         "caddy": "havsh-test/caddy:2" if "havsh-test/caddy:2" in tags else None,
-        "odoo": {v: f"havsh-test/odoo:{v}" for v in ODOO_VERSIONS if f"havsh-test/odoo:{v}" in tags},
+        "odoo": {
+            v: f"havsh-test/odoo:{v}" for v in ODOO_VERSIONS if f"havsh-test/odoo:{v}" in tags
+        },
         "all": images["all"],
         "errors": images["errors"],
     }
@@ -1269,10 +1465,6 @@ def load_state() -> dict[str, Any] | None:
         return json.loads(STATE_FILE.read_text())
     except (OSError, ValueError):
         return None
-
-
-def hosts_from_state(state: dict[str, Any]) -> dict[str, Host]:
-    return {name: Host.from_dict(d) for name, d in state["hosts"].items()}
 
 
 def _write_state(state: dict[str, Any]) -> None:
@@ -1355,8 +1547,14 @@ def up() -> dict[str, Any]:
             "hosts": hosts,
             "engines": {
                 "hosta": {"socket": SOCK_A, "pid": a["pid"], "owned": a["owned"]},
-                "hostb": {"socket": SOCK_B, "pid": b["pid"], "owned": True, "netns": NETNS,
-                          "veth": [VETH_HOST, VETH_NS], "bip": BIP_B},
+                "hostb": {
+                    "socket": SOCK_B,
+                    "pid": b["pid"],
+                    "owned": True,
+                    "netns": NETNS,
+                    "veth": [VETH_HOST, VETH_NS],
+                    "bip": BIP_B,
+                },
             },
             "images": _images_state(images),
             "timings": timings,
@@ -1493,7 +1691,11 @@ def status() -> bool:
     line("packages", not miss, "all installed" if not miss else f"missing: {' '.join(miss)}")
     a_up = engine_ping(SOCK_A)
     owned = _engine_a_owned_pid()
-    line("engine A", a_up, f"{SOCK_A} " + (f"(ours, pid {owned})" if owned else "(not started by us)" if a_up else ""))
+    line(
+        "engine A",
+        a_up,
+        f"{SOCK_A} " + (f"(ours, pid {owned})" if owned else "(not started by us)" if a_up else ""),
+    )
     line("netns", _netns_valid() and _link_exists(VETH_HOST), f"{NETNS} {VETH_HOST}<->{VETH_NS}")
     pid_b = _engine_b_pid()
     line("engine B", bool(pid_b) and engine_ping(SOCK_B), f"{SOCK_B} pid {pid_b}")
@@ -1501,7 +1703,11 @@ def status() -> bool:
         pid = _sshd_pid(s)
         line(f"sshd {s.name[-1].upper()}", bool(pid), f"{s.address}:{s.port} pid {pid}")
     if a_up and pid_b:
-        line("images", images_fresh(), "all built and loaded into B" if images_fresh() else "stale or missing")
+        line(
+            "images",
+            images_fresh(),
+            "all built and loaded into B" if images_fresh() else "stale or missing",
+        )
     state = load_state()
     line("state", state is not None, str(STATE_FILE))
     if state and state.get("images", {}).get("errors"):
@@ -1511,8 +1717,12 @@ def status() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.infra.testbed", description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["up", "down", "status", "images", "packages", "state"])
+    ap = argparse.ArgumentParser(
+        prog="python -m tests.infra.testbed", description=__doc__.split("\n\n")[0]
+    )
+    ap.add_argument(
+        "command", choices=["up", "down", "status", "images", "packages", "state", "is-up"]
+    )
     ns = ap.parse_args(argv)
     try:
         if ns.command == "up":
@@ -1520,6 +1730,8 @@ def main(argv: list[str] | None = None) -> int:
             print(STATE_FILE)
         elif ns.command == "down":
             down()
+        elif ns.command == "is-up":
+            return 0 if is_up() else 1
         elif ns.command == "status":
             return 0 if status() else 1
         elif ns.command == "state":

@@ -1,0 +1,304 @@
+"""The testbed itself: two independent Docker hosts behind key-only sshd, with the test images.
+
+Only paramiko and the docker SDK are used here (not the product's remote module), so that a
+failure here points at the testbed, not at the product.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import paramiko
+import pytest
+
+from tests.infra import testbed as tb
+
+
+def _connect(
+    host: tb.Host,
+    *,
+    pkey: paramiko.PKey | None = None,
+    known_hosts: str | Path | None = None,
+) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(known_hosts or host.known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(
+        host.address,
+        port=host.port,
+        username=host.user,
+        pkey=pkey,
+        key_filename=None if pkey else host.client_key,
+        allow_agent=False,
+        look_for_keys=False,
+        timeout=10,
+        banner_timeout=10,
+        auth_timeout=10,
+    )
+    return client
+
+
+def _run(client: paramiko.SSHClient, command: str, timeout: float = 60) -> tuple[int, str, str]:
+    _, stdout, stderr = client.exec_command(command, timeout=timeout)
+    out = stdout.read().decode()
+    err = stderr.read().decode()
+    return stdout.channel.recv_exit_status(), out, err
+
+
+def _check(client: paramiko.SSHClient, command: str) -> str:
+    rc, out, err = _run(client, command)
+    assert rc == 0, f"{command!r} exited {rc}: {err}"
+    return out.strip()
+
+
+@pytest.fixture(scope="module")
+def ssh_a(hosta: tb.Host) -> Iterator[paramiko.SSHClient]:
+    c = _connect(hosta)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def ssh_b(hostb: tb.Host) -> Iterator[paramiko.SSHClient]:
+    c = _connect(hostb)
+    yield c
+    c.close()
+
+
+INFO = "docker info --format {}"
+
+
+def test_hosts_have_different_docker_root_dirs(ssh_a, ssh_b, hosta, hostb):
+    root_a = _check(ssh_a, INFO.format(shlex.quote("{{.DockerRootDir}}")))
+    root_b = _check(ssh_b, INFO.format(shlex.quote("{{.DockerRootDir}}")))
+    assert root_b == "/var/lib/docker-b"
+    assert root_a == hosta.docker_root
+    assert root_a != root_b
+
+
+def test_hosts_are_different_engines(ssh_a, ssh_b, hosta, hostb):
+    id_a = _check(ssh_a, INFO.format(shlex.quote("{{.ID}}")))
+    id_b = _check(ssh_b, INFO.format(shlex.quote("{{.ID}}")))
+    assert id_a and id_b and id_a != id_b
+    # Each sshd's docker is the engine behind that host's own local socket.
+    assert docker.DockerClient(base_url=hosta.docker_host).info()["ID"] == id_a
+    assert docker.DockerClient(base_url=hostb.docker_host).info()["ID"] == id_b
+
+
+def _image_ids(client: paramiko.SSHClient, tags: list[str]) -> dict[str, str]:
+    out = _check(
+        client, "docker image inspect --format '{{.Id}}' " + " ".join(map(shlex.quote, tags))
+    )
+    return dict(zip(tags, out.split(), strict=True))
+
+
+def test_both_engines_have_the_base_images(ssh_a, ssh_b, testbed_images):
+    tags = [testbed_images.base, testbed_images.postgres, testbed_images.caddy]
+    assert None not in tags, testbed_images.errors
+    ids_a, ids_b = _image_ids(ssh_a, tags), _image_ids(ssh_b, tags)
+    assert ids_a == ids_b
+
+
+@pytest.mark.parametrize("version", tb.ODOO_VERSIONS)
+def test_both_engines_have_the_odoo_image(ssh_a, ssh_b, testbed_images, version):
+    tag = testbed_images.odoo_tag(version)  # raises with the build error if it did not build
+    assert _image_ids(ssh_a, [tag]) == _image_ids(ssh_b, [tag])
+
+
+def test_a_wrong_key_is_refused(hosta, hostb):
+    stranger = paramiko.ECDSAKey.generate()
+    for host in (hosta, hostb):
+        with pytest.raises(paramiko.AuthenticationException):
+            _connect(host, pkey=stranger).close()
+
+
+def test_only_publickey_auth_is_offered(hosta, hostb):
+    for host in (hosta, hostb):
+        known = paramiko.HostKeys(host.known_hosts)
+        with paramiko.Transport((host.address, host.port)) as t:
+            t.start_client(timeout=10)
+            key = t.get_remote_server_key()
+            lookup = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+            assert known.check(lookup, key), f"{host.name}'s host key is not the one in known_hosts"
+            with pytest.raises(paramiko.BadAuthenticationType) as info:
+                t.auth_none(host.user)
+            assert info.value.allowed_types == ["publickey"]
+
+
+def test_an_unknown_host_key_is_rejected(hostb, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(paramiko.SSHException, match="not found in known_hosts"):
+        _connect(hostb, known_hosts=empty)
+
+
+def test_ssh_config_aliases_work_with_openssh(hosta, hostb):
+    import subprocess
+
+    for host in (hosta, hostb):
+        p = subprocess.run(
+            ["ssh", "-F", host.ssh_config, host.name, "hostname -I || true; echo ok"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip().endswith("ok")
+
+
+def test_docker_sdk_over_ssh_reaches_engine_b(hostb, tmp_path):
+    # docker-py's paramiko transport reads ~/.ssh (a temporary HOME here).
+    dot_ssh = Path.home() / ".ssh"
+    dot_ssh.mkdir(mode=0o700)
+    shutil.copy(hostb.known_hosts, dot_ssh / "known_hosts")
+    (dot_ssh / "config").write_text(f"Host {hostb.address}\n    IdentityFile {hostb.client_key}\n")
+    client = docker.DockerClient(base_url=hostb.ssh_url, use_ssh_client=False, timeout=30)
+    try:
+        assert client.info()["DockerRootDir"] == "/var/lib/docker-b"
+    finally:
+        client.close()
+
+
+def test_hostb_is_air_gapped(ssh_b):
+    routes = _check(ssh_b, "ip -4 route show")
+    assert "default" not in routes
+    assert "10.213.9.0/24" in routes
+
+
+# --------------------------------------------------------------------------- the images
+
+
+@pytest.fixture
+def engine_b(hostb: tb.Host) -> Iterator[docker.DockerClient]:
+    """Engine B through its local socket. These tests check the images, not the transport
+    (tested above); docker-py's own SSH transport spawns `docker system dial-stdio` on the
+    host for every connection, about 1 s a `docker exec` here."""
+    client = docker.DockerClient(base_url=hostb.docker_host, timeout=60)
+    made: list[str] = []
+    client._havsh_made = made  # type: ignore[attr-defined]
+    yield client
+    for name in made:
+        for c in client.containers.list(all=True, filters={"name": name}):
+            c.remove(force=True, v=True)
+        for v in client.volumes.list(filters={"name": name}):
+            v.remove(force=True)
+    client.close()
+
+
+def _name(client: docker.DockerClient, prefix: str) -> str:
+    name = f"havsh-test-{prefix}-{uuid.uuid4().hex[:8]}"
+    client._havsh_made.append(name)  # type: ignore[attr-defined]
+    return name
+
+
+def _wait(cond, timeout: float = 60, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _exec(container, cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    rc, out = container.exec_run(cmd, environment=env, demux=False)
+    return rc, out.decode(errors="replace")
+
+
+def test_postgres_image_contract(engine_b, testbed_images):
+    name = _name(engine_b, "pg")
+    env = {"POSTGRES_PASSWORD": "s3cret", "POSTGRES_USER": "odoo", "POSTGRES_DB": "app"}
+    c = engine_b.containers.run(
+        testbed_images.postgres,
+        name=name,
+        detach=True,
+        environment=env,
+        labels={"sh.hav.test": "1"},
+        volumes={name: {"bind": "/var/lib/postgresql/data", "mode": "rw"}},
+    )
+
+    def ready() -> bool:
+        rc, _ = _exec(c, ["pg_isready", "-h", "127.0.0.1", "-U", "odoo"])
+        return rc == 0
+
+    _wait(ready, what="postgres to accept connections")
+    sql = ["psql", "-h", "127.0.0.1", "-U", "odoo", "-d", "app", "-Atc"]
+    rc, out = _exec(
+        c,
+        [*sql, "select current_user, current_database(), current_setting('server_encoding')"],
+        env={"PGPASSWORD": "s3cret"},
+    )
+    assert (rc, out.strip()) == (0, "odoo|app|UTF8")
+    rc, out = _exec(c, [*sql, "select 1"], env={"PGPASSWORD": "wrong"})
+    assert rc != 0 and "password authentication failed" in out
+    # Listens on every address, password auth for the network, runs as postgres.
+    rc, out = _exec(c, ["psql", "-U", "odoo", "-d", "app", "-Atc", "show listen_addresses"])
+    assert (rc, out.strip()) == (0, "*")
+    rc, out = _exec(c, ["ps", "-o", "user=", "-p", "1"])
+    assert out.strip() == "postgres"
+    rc, out = _exec(
+        c,
+        [
+            "sh",
+            "-c",
+            "grep -v '^#' $PGDATA/pg_hba.conf | grep -c trust; "
+            "grep -c '^host all all all scram-sha-256' $PGDATA/pg_hba.conf",
+        ],
+    )
+    local_trust, host_all = out.split()
+    assert host_all == "1"
+    # The tools the product uses are in the image.
+    for tool in ("psql", "pg_dump", "pg_restore", "createdb", "dropdb"):
+        assert _exec(c, ["sh", "-c", f"command -v {tool}"])[0] == 0, tool
+    # Restart with PGDATA initialized: no second initdb, same data.
+    _exec(
+        c, [*sql, "create table t (x int); insert into t values (42)"], env={"PGPASSWORD": "s3cret"}
+    )
+    c.restart(timeout=10)
+    _wait(ready, what="postgres after restart")
+    rc, out = _exec(c, [*sql, "select x from t"], env={"PGPASSWORD": "s3cret"})
+    assert (rc, out.strip()) == (0, "42")
+    assert "skipping initialization" in c.logs().decode()
+
+
+def test_postgres_image_requires_a_password(engine_b, testbed_images):
+    name = _name(engine_b, "pg-nopw")
+    c = engine_b.containers.run(
+        testbed_images.postgres, name=name, detach=True, labels={"sh.hav.test": "1"}
+    )
+    result = c.wait(timeout=60)
+    assert result["StatusCode"] != 0
+    assert "POSTGRES_PASSWORD" in c.logs().decode()
+
+
+def test_caddy_image_contract(engine_b, testbed_images):
+    name = _name(engine_b, "caddy")
+    c = engine_b.containers.run(
+        testbed_images.caddy, name=name, detach=True, labels={"sh.hav.test": "1"}
+    )
+    _wait(
+        lambda: _exec(c, ["curl", "-fsS", "http://localhost:2019/config/"])[0] == 0,
+        what="caddy's admin API",
+    )
+    rc, out = _exec(c, ["curl", "-fsS", "http://localhost/"])
+    assert rc == 0 and "Caddy" in out
+    attrs = engine_b.api.inspect_image(testbed_images.caddy)["Config"]
+    assert attrs["Cmd"] == [
+        "caddy",
+        "run",
+        "--config",
+        "/etc/caddy/Caddyfile",
+        "--adapter",
+        "caddyfile",
+    ]
+    assert set(attrs["Volumes"]) == {"/data", "/config"}
+    assert {"80/tcp", "443/tcp"} <= set(attrs["ExposedPorts"])
+    assert {"XDG_DATA_HOME=/data", "XDG_CONFIG_HOME=/config"} <= set(attrs["Env"])
