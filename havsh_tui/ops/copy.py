@@ -31,6 +31,7 @@ from havsh_tui.ops.services import (
     _Steps,
     create_server_container,
     neutralize_database,
+    reserve,
     service_labels,
     wait_healthy,
 )
@@ -278,7 +279,7 @@ def copy_service(inventory, secret_store, pool, spec: CopySpec,
         source=src.name, source_host=src.host, pr=pr, config=dict(src.config),
         demo=src.demo, language=src.language, country=src.country,
     )
-    inventory.add_service(new)
+    reserve(inventory, new)
     steps = _Steps(inventory, new, reporter)
     src_session = pool.session(src_host)
     dst_session = pool.session(target_host)
@@ -350,7 +351,7 @@ def copy_service(inventory, secret_store, pool, spec: CopySpec,
             audit.append(target_host.name, "service.copy", spec.name, "failed", str(exc)[:200])
         if isinstance(exc, StepFailed):
             raise
-        if isinstance(exc, (OpsError, RemoteError, OSError)):
+        if isinstance(exc, (OpsError, RemoteError, OSError, docker.errors.APIError)):
             raise StepFailed(steps.current or "copy", str(exc), log) from exc
         raise
     new.status = ServiceStatus.RUNNING

@@ -336,6 +336,17 @@ def create_server_container(client, service: Service, db_password: str, conf: st
 
 
 # -- create -----------------------------------------------------------------------------------
+def reserve(inventory, service: Service) -> None:
+    """Add the record under the inventory's lock: of two creates of one name, one wins."""
+    from havsh_tui.core.inventory import AlreadyExists
+
+    try:
+        inventory.add_service(service)
+    except AlreadyExists:
+        raise OpsError(f"a service named {service.name!r} exists on {service.host} already "
+                       "(or another havsh is creating it right now)") from None
+
+
 def validate_new_service(inventory, spec: CreateSpec) -> None:
     names.validate_slug(spec.name)
     if not spec.type.rules.wizard_creatable:
@@ -371,7 +382,7 @@ def create_service(inventory, secret_store, pool, spec: CreateSpec,
         language=spec.language or "en_US", country=spec.country,
     )
     # Adding the record first is the reservation: a second create of the name fails here.
-    inventory.add_service(service)
+    reserve(inventory, service)
     steps = _Steps(inventory, service, reporter)
     session = pool.session(host)
     created_on_host = False
@@ -417,7 +428,7 @@ def create_service(inventory, secret_store, pool, spec: CreateSpec,
             audit.append(host.name, "service.create", spec.name, "failed", str(exc)[:200])
         if isinstance(exc, StepFailed):
             raise
-        if isinstance(exc, (OpsError, RemoteError)):
+        if isinstance(exc, (OpsError, RemoteError, docker.errors.APIError)):
             raise StepFailed(steps.current or "create", str(exc), log) from exc
         raise
     service.status = ServiceStatus.RUNNING

@@ -71,3 +71,54 @@ def secret_store(havsh_paths):
     from havsh_tui.core.secrets import SecretStore
 
     return SecretStore(havsh_paths.secrets)
+
+
+def _wipe_services(socket_path: str) -> None:
+    """Remove every service object on an engine, keeping havsh-postgres and the network.
+
+    Uses the engine's local socket: cleanup must work even when a test broke SSH.
+    """
+    import docker
+
+    client = docker.DockerClient(base_url=f"unix://{socket_path}", version="1.41")
+    try:
+        for c in client.containers.list(all=True, filters={"label": "sh.hav.service"}):
+            c.remove(force=True)
+        for v in client.volumes.list(filters={"label": "sh.hav.service"}):
+            v.remove(force=True)
+        try:
+            pg = client.containers.get("havsh-postgres")
+        except docker.errors.NotFound:
+            return
+        if pg.status != "running":
+            pg.start()
+        sql = ("SELECT format('DROP DATABASE %I WITH (FORCE);', datname) FROM pg_database "
+               "WHERE datname NOT IN ('postgres', 'template0', 'template1') \\gexec\n"
+               "SELECT format('DROP ROLE %I;', rolname) FROM pg_roles "
+               "WHERE rolname LIKE 'havsh\\_%' \\gexec\n")
+        pg.exec_run(["sh", "-c", 'printf "%s" "$1" | psql -X -q -U postgres', "sh", sql],
+                    user="postgres")
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def clean_hosts(testbed):
+    """Leaves both hosts with no service objects, before and after the test."""
+    for h in testbed.hosts.values():
+        _wipe_services(h.docker_socket)
+    yield
+    for h in testbed.hosts.values():
+        _wipe_services(h.docker_socket)
+
+
+@pytest.fixture
+def sql(pool):
+    """Run SQL on a host's PostgreSQL through the product's own path (docker exec over SSH)."""
+    from havsh_tui.ops.bootstrap import psql
+
+    def run(host, query: str, database: str = "postgres") -> list[list[str]]:
+        out = psql(pool.session(host).docker(), query, database=database)
+        return [line.split("|") for line in out.splitlines() if line]
+
+    return run

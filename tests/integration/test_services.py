@@ -1,0 +1,191 @@
+"""Services end to end on the real testbed, with the stand-in Odoo image."""
+
+from __future__ import annotations
+
+import threading
+
+import docker
+import pytest
+
+from havsh_tui.core.model import ServiceStatus, ServiceType
+from havsh_tui.core.names import InvalidName
+from havsh_tui.ops import services as ops
+from havsh_tui.ops.hosts import OpsError
+from havsh_tui.ops.reporter import RecordingReporter
+from havsh_tui.ops.rescan import rescan_all
+from havsh_tui.remote.http import http_request
+
+pytestmark = pytest.mark.usefixtures("clean_hosts")
+
+
+def _local(testbed, host):
+    return docker.DockerClient(base_url="unix://" + testbed.hosts[host.name].docker_socket,
+                               version="1.41")
+
+
+def _health(pool, host, slug):
+    s = pool.session(host)
+    ip = ops.container_address(s.docker(), f"havsh-{slug}")
+    return http_request(s.ssh, ip, 8069, "GET", "/web/health").json()
+
+
+def _leftovers(testbed, host, slug, sql):
+    c = _local(testbed, host)
+    containers = c.containers.list(all=True, filters={"label": f"sh.hav.service={slug}"})
+    volumes = [v.name for v in c.volumes.list() if v.name.startswith(f"havsh-{slug}-")]
+    db = slug.replace("-", "_")
+    dbs = sql(host, f"SELECT datname FROM pg_database WHERE datname = '{db}';")
+    roles = sql(host, f"SELECT rolname FROM pg_roles WHERE rolname = 'havsh_{db}';")
+    return containers, volumes, dbs, roles
+
+
+@pytest.mark.slow
+def test_live_on_a_demo_on_b_full_lifecycle(inventory, secret_store, pool, host_a, host_b,
+                                            testbed, sql, havsh_paths):
+    rep = RecordingReporter()
+    live = ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
+        name="erp-prod", host="hosta", type=ServiceType.LIVE, odoo_version="17.0",
+        image="havsh-test/odoo:17.0", config={"workers": "0"}), rep)
+    demo = ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
+        name="showroom", host="hostb", type=ServiceType.DEMO, odoo_version="17.0",
+        image="havsh-test/odoo:17.0"))
+    assert live.service.status is ServiceStatus.RUNNING
+    assert [s for s, st in rep.steps() if st == "done"][-3:] == ["container", "start", "health"]
+    assert live.generated_password and len(live.admin_password) >= 12
+
+    # The database, with demo rows only in the Demo service.
+    live_partners = int(sql(host_a, "SELECT count(*) FROM res_partner;", "erp_prod")[0][0])
+    demo_partners = int(sql(host_b, "SELECT count(*) FROM res_partner;", "showroom")[0][0])
+    assert demo_partners >= live_partners + 5
+    assert sql(host_a, "SELECT state FROM ir_module_module WHERE name = 'base';",
+               "erp_prod") == [["installed"]]
+    # Owned by the service's own role.
+    assert sql(host_a, "SELECT pg_get_userbyid(datdba) FROM pg_database "
+               "WHERE datname = 'erp_prod';") == [["havsh_erp_prod"]]
+    # The admin password was changed from 'admin' to a pbkdf2 hash.
+    pw = sql(host_a, "SELECT password FROM res_users WHERE login = 'admin';", "erp_prod")[0][0]
+    assert pw.startswith("$pbkdf2-sha512$")
+
+    # Labels, volume, /web/health.
+    ca = _local(testbed, host_a).containers.get("havsh-erp-prod")
+    assert ca.labels["sh.hav.managed"] == "1"
+    assert ca.labels["sh.hav.service"] == "erp-prod"
+    assert ca.labels["sh.hav.type"] == "live"
+    assert ca.labels["sh.hav.odoo"] == "17.0"
+    assert any(m["Name"] == "havsh-erp-prod-data" for m in ca.attrs["Mounts"])
+    assert _local(testbed, host_b).containers.get("havsh-showroom").labels["sh.hav.type"] == "demo"
+    assert _health(pool, host_a, "erp-prod") == {"status": "pass"}
+    assert _health(pool, host_b, "showroom") == {"status": "pass"}
+    env = dict(e.split("=", 1) for e in ca.attrs["Config"]["Env"])
+    assert env["HOST"] == "havsh-postgres" and env["USER"] == "havsh_erp_prod"
+
+    # Stop keeps the data; start and restart bring it back.
+    s = inventory.get_service("erp-prod", host="hosta")
+    assert ops.stop_service(inventory, pool, s).status is ServiceStatus.STOPPED
+    assert _local(testbed, host_a).containers.get("havsh-erp-prod").status == "exited"
+    ops.start_service(inventory, pool, s)
+    ops.wait_healthy(pool.session(host_a), s, RecordingReporter())
+    ops.restart_service(inventory, pool, s)
+    ops.wait_healthy(pool.session(host_a), s, RecordingReporter())
+
+    # Neutralize: refused on Live without the typed name, then verified.
+    with pytest.raises(ops.NeedsConfirmation):
+        ops.neutralize_service(inventory, secret_store, pool, s)
+    check = ops.neutralize_service(inventory, secret_store, pool, s, confirm_name="erp-prod")
+    assert check.ok and check.flag and check.live_mail_servers == 0
+    assert sql(host_a, "SELECT lower(value) FROM ir_config_parameter "
+               "WHERE key = 'database.is_neutralized';", "erp_prod") == [["true"]]
+    d = inventory.get_service("showroom", host="hostb")
+    assert ops.neutralize_service(inventory, secret_store, pool, d).ok
+    # Twice is safe: the flag is checked first.
+    assert ops.neutralize_service(inventory, secret_store, pool, d).ok
+
+    # Rescan after losing the inventory file restores both services.
+    havsh_paths.inventory.unlink()
+    from havsh_tui.core.inventory import open_inventory
+
+    fresh = open_inventory(havsh_paths)
+    fresh.add_host(host_a)
+    fresh.add_host(host_b)
+    results = rescan_all(fresh, pool)
+    assert sorted(sum((r.adopted for r in results), [])) == ["erp-prod", "showroom"]
+    adopted = fresh.get_service("erp-prod", host="hosta")
+    assert adopted.type is ServiceType.LIVE and adopted.status is ServiceStatus.RUNNING
+
+    # Delete: Live needs the name; then nothing is left.
+    with pytest.raises(ops.NeedsConfirmation):
+        ops.delete_service(fresh, secret_store, pool, adopted)
+    ops.delete_service(fresh, secret_store, pool, adopted, confirm_name="erp-prod")
+    ops.delete_service(fresh, secret_store, pool, fresh.get_service("showroom", host="hostb"))
+    assert _leftovers(testbed, host_a, "erp-prod", sql) == ([], [], [], [])
+    assert _leftovers(testbed, host_b, "showroom", sql) == ([], [], [], [])
+    assert fresh.list_services() == []
+
+
+def test_bad_names_are_refused(inventory, secret_store, pool):
+    for bad in ("A", "Erp", "x", "1erp", "erp-", "www", "postgres", "a" * 41, "erp_prod"):
+        with pytest.raises(InvalidName):
+            ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
+                name=bad, host="hosta", type=ServiceType.TEST))
+    assert inventory.list_services() == []
+
+
+def test_duplicate_and_concurrent_creates(inventory, secret_store, pool, host_a, testbed, sql):
+    errors: list[Exception] = []
+    done: list[object] = []
+
+    def create():
+        try:
+            done.append(ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
+                name="twin", host="hosta", type=ServiceType.TEST,
+                image="havsh-test/odoo:17.0")))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(done) == 1 and len(errors) == 1, errors
+    assert "exists" in str(errors[0])
+    with pytest.raises(Exception, match="exists"):
+        create_twin = ops.CreateSpec(name="twin", host="hosta", type=ServiceType.TEST)
+        ops.create_service(inventory, secret_store, pool, create_twin)
+    assert len(inventory.list_services()) == 1
+
+
+def test_image_that_does_not_exist(inventory, secret_store, pool, host_a, testbed, sql):
+    with pytest.raises(ops.StepFailed) as info:
+        ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
+            name="ghost", host="hosta", type=ServiceType.TEST,
+            image="havsh-test/no-such-image:1.0"))
+    assert info.value.step == "image"
+    assert "push-image" in str(info.value)
+    s = inventory.get_service("ghost", host="hosta")
+    assert s.status is ServiceStatus.FAILED and s.failed_step == "image"
+    assert _leftovers(testbed, host_a, "ghost", sql) == ([], [], [], [])
+
+
+def test_image_that_is_not_odoo(inventory, secret_store, pool, host_a, testbed, sql):
+    with pytest.raises(ops.StepFailed) as info:
+        ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
+            name="notodoo", host="hosta", type=ServiceType.TEST,
+            image="havsh-test/caddy:2"))
+    assert info.value.step == "init"
+    s = inventory.get_service("notodoo", host="hosta")
+    assert s.status is ServiceStatus.FAILED and s.failed_step == "init"
+    assert s.last_error
+    assert _leftovers(testbed, host_a, "notodoo", sql) == ([], [], [], [])
+
+
+def test_unreachable_host_at_create(inventory, secret_store, pool, host_a):
+    from havsh_tui.core.model import Host
+
+    inventory.add_host(Host(name="deadhost", address="127.0.0.1", port=2299, user="root",
+                            identity_file=host_a.identity_file))
+    with pytest.raises(OpsError) as info:
+        ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
+            name="nowhere", host="deadhost", type=ServiceType.TEST))
+    assert "refused" in str(info.value)
+    assert inventory.get_service("nowhere", host="deadhost").status is ServiceStatus.FAILED
