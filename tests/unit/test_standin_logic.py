@@ -24,6 +24,7 @@ PASSLIB_HASH = (
 
 # -- passwords ---------------------------------------------------------------------------
 
+
 def test_passlib_hash_verifies():
     assert crypt.verify_and_update("s3cret pass", PASSLIB_HASH) == (True, None)
     assert crypt.verify_and_update("s3cret pas", PASSLIB_HASH) == (False, None)
@@ -56,6 +57,7 @@ def test_hash_format_is_passlibs():
 
 
 # -- versions and manifests --------------------------------------------------------------------
+
 
 def test_adapt_version():
     assert modules.adapt_version("1.0", "17.0") == "17.0.1.0"
@@ -93,8 +95,9 @@ def _loader(tmp_path: Path) -> modules.Loader:
     _module(tmp_path, "b", "{'depends': ['a', 'missing'], 'license': 'LGPL-3'}")
     _module(tmp_path, "glue", "{'depends': ['a', 'contacts'], 'auto_install': True}")
     _module(tmp_path, "broken", "{'depends': [")
-    loader = modules.Loader({"data_dir": str(tmp_path)}, "db", [modules.BUILTIN_ADDONS,
-                                                                 str(tmp_path)])
+    loader = modules.Loader(
+        {"data_dir": str(tmp_path)}, "db", [modules.BUILTIN_ADDONS, str(tmp_path)]
+    )
     loader.read_manifests(report=False)
     loader.states = {name: "uninstalled" for name in loader.manifests}
     loader.states["base"] = "installed"
@@ -123,11 +126,14 @@ def test_missing_dependency_and_broken_manifest_fail(tmp_path):
 
 # -- options -----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def rc(tmp_path, monkeypatch):
     path = tmp_path / "odoo.conf"
-    path.write_text("[options]\naddons_path = /mnt/extra-addons\ndata_dir = /var/lib/odoo\n"
-                    "db_host = filehost\nworkers = 2\nproxy_mode = True\nmy_extra_key = 42\n")
+    path.write_text(
+        "[options]\naddons_path = /mnt/extra-addons\ndata_dir = /var/lib/odoo\n"
+        "db_host = filehost\nworkers = 2\nproxy_mode = True\nmy_extra_key = 42\n"
+    )
     monkeypatch.setenv("ODOO_RC", str(path))
     return path
 
@@ -149,17 +155,34 @@ def test_unknown_option_exits_2(rc):
 
 
 def test_odoo_options_are_accepted(rc):
-    cfg = config.parse(["--proxy-mode", "--db-filter=^%d$", "--workers=0", "--limit-memory-hard",
-                        "2684354560", "--max-cron-threads=1", "--load-language=fr_FR",
-                        "--log-level=warn", "--longpolling-port=8073", "-c", str(rc)])
+    cfg = config.parse(
+        [
+            "--proxy-mode",
+            "--db-filter=^%d$",
+            "--workers=0",
+            "--limit-memory-hard",
+            "2684354560",
+            "--max-cron-threads=1",
+            "--load-language=fr_FR",
+            "--log-level=warn",
+            "--longpolling-port=8073",
+            "-c",
+            str(rc),
+        ]
+    )
     assert cfg["gevent_port"] == 8073 and cfg["workers"] == 0
     assert cfg.comma("load_language") == ["fr_FR"]
 
 
-@pytest.mark.parametrize("args,demo", [
-    ([], True), (["--without-demo=all"], False), (["--without-demo", "True"], False),
-    (["--without-demo="], True),
-])
+@pytest.mark.parametrize(
+    "args,demo",
+    [
+        ([], True),
+        (["--without-demo=all"], False),
+        (["--without-demo", "True"], False),
+        (["--without-demo="], True),
+    ],
+)
 def test_demo_flag_up_to_18(rc, monkeypatch, args, demo):
     monkeypatch.setattr(release, "major", 17)
     assert config.parse(["-d", "D", "-i", "base", *args]).with_demo is demo
@@ -171,11 +194,17 @@ def test_with_demo_is_not_an_option_before_19(rc, monkeypatch):
         config.parse(["-d", "D", "--with-demo"])
 
 
-@pytest.mark.parametrize("args,demo,warns", [
-    ([], False, False), (["--with-demo"], True, False), (["--without-demo"], False, False),
-    (["--without-demo", "--stop-after-init"], False, False),
-    (["--without-demo=all"], False, True), (["--without-demo=False"], True, False),
-])
+@pytest.mark.parametrize(
+    "args,demo,warns",
+    [
+        ([], False, False),
+        (["--with-demo"], True, False),
+        (["--without-demo"], False, False),
+        (["--without-demo", "--stop-after-init"], False, False),
+        (["--without-demo=all"], False, True),
+        (["--without-demo=False"], True, False),
+    ],
+)
 def test_demo_flag_19(rc, monkeypatch, args, demo, warns):
     monkeypatch.setattr(release, "major", 19)
     cfg = config.parse(["-d", "D", "-i", "base", *args])
@@ -186,69 +215,122 @@ def test_demo_flag_19(rc, monkeypatch, args, demo, warns):
 def test_db_filter():
     dbs = ["acme", "acme_test", "other"]
     assert web.db_filter({"dbfilter": "^%d$"}, dbs, "acme.example.com:8069") == ["acme"]
-    assert web.db_filter({"dbfilter": "^%d"}, dbs, "www.acme.example.com") == ["acme",
-                                                                              "acme_test"]
+    assert web.db_filter({"dbfilter": "^%d"}, dbs, "www.acme.example.com") == ["acme", "acme_test"]
     assert web.db_filter({"db_name": "other,gone"}, dbs) == ["other"]
     assert web.db_filter({}, dbs) == dbs
 
 
 def test_websocket_frames_roundtrip():
     frame = web._frame(0x1, b"hello")
-    masked = bytes([frame[0], frame[1] | 0x80]) + b"\x01\x02\x03\x04" + bytes(
-        b ^ (1, 2, 3, 4)[i % 4] for i, b in enumerate(b"hello"))
+    masked = (
+        bytes([frame[0], frame[1] | 0x80])
+        + b"\x01\x02\x03\x04"
+        + bytes(b ^ (1, 2, 3, 4)[i % 4] for i, b in enumerate(b"hello"))
+    )
     assert web._parse_frame(masked) == (0x1, b"hello", len(masked))
     assert web._parse_frame(masked[:-1]) is None
 
 
 # -- the image's entrypoint ----------------------------------------------------------------------
 
+
 def _run_entrypoint(tmp_path: Path, conf: str, env: dict[str, str], *args: str) -> list[str]:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for name in ("odoo", "wait-for-psql.py"):
         stub = bindir / name
-        stub.write_text(f"#!/bin/sh\nfor a in \"$@\"; do echo \"{name}:$a\"; done\n")
+        stub.write_text(f'#!/bin/sh\nfor a in "$@"; do echo "{name}:$a"; done\n')
         stub.chmod(0o755)
     rcfile = tmp_path / "odoo.conf"
     rcfile.write_text(conf)
     full_env = {"PATH": f"{bindir}:/usr/bin:/bin", "ODOO_RC": str(rcfile), **env}
-    out = subprocess.run(["bash", str(STANDIN_DIR / "entrypoint.sh"), *args], env=full_env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", str(STANDIN_DIR / "entrypoint.sh"), *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return out.splitlines()
 
 
 def test_entrypoint_passes_db_args(tmp_path):
-    lines = _run_entrypoint(tmp_path, "[options]\naddons_path = /mnt/extra-addons\n",
-                            {"HOST": "pg", "USER": "svc", "PASSWORD": "p w"},
-                            "odoo", "-d", "D", "--stop-after-init")
+    lines = _run_entrypoint(
+        tmp_path,
+        "[options]\naddons_path = /mnt/extra-addons\n",
+        {"HOST": "pg", "USER": "svc", "PASSWORD": "p w"},
+        "odoo",
+        "-d",
+        "D",
+        "--stop-after-init",
+    )
     odoo = [line[5:] for line in lines if line.startswith("odoo:")]
-    assert odoo == ["-d", "D", "--stop-after-init", "--db_host", "pg", "--db_port", "5432",
-                    "--db_user", "svc", "--db_password", "p w"]
+    assert odoo == [
+        "-d",
+        "D",
+        "--stop-after-init",
+        "--db_host",
+        "pg",
+        "--db_port",
+        "5432",
+        "--db_user",
+        "svc",
+        "--db_password",
+        "p w",
+    ]
     assert "wait-for-psql.py:--timeout=30" in lines
 
 
 def test_entrypoint_defaults_and_config_wins(tmp_path):
-    lines = _run_entrypoint(tmp_path, "[options]\ndb_host = confhost\n",
-                            {"POSTGRES_USER": "pguser"}, "--", "neutralize", "-d", "D")
+    lines = _run_entrypoint(
+        tmp_path,
+        "[options]\ndb_host = confhost\n",
+        {"POSTGRES_USER": "pguser"},
+        "--",
+        "neutralize",
+        "-d",
+        "D",
+    )
     odoo = [line[5:] for line in lines if line.startswith("odoo:")]
-    assert odoo == ["neutralize", "-d", "D", "--db_host", "confhost", "--db_port", "5432",
-                    "--db_user", "pguser", "--db_password", "odoo"]
+    assert odoo == [
+        "neutralize",
+        "-d",
+        "D",
+        "--db_host",
+        "confhost",
+        "--db_port",
+        "5432",
+        "--db_user",
+        "pguser",
+        "--db_password",
+        "odoo",
+    ]
 
 
 def test_entrypoint_password_file_and_other_commands(tmp_path):
     secret = tmp_path / "pw"
     secret.write_text("from-file")
-    lines = _run_entrypoint(tmp_path, "[options]\n", {"PASSWORD_FILE": str(secret)},
-                            "odoo", "neutralize", "-d", "D")
+    lines = _run_entrypoint(
+        tmp_path, "[options]\n", {"PASSWORD_FILE": str(secret)}, "odoo", "neutralize", "-d", "D"
+    )
     assert lines[-1] == "odoo:from-file"
-    out = subprocess.run(["bash", str(STANDIN_DIR / "entrypoint.sh"), "echo", "plain"],
-                         env={"PATH": "/usr/bin:/bin", "ODOO_RC": str(tmp_path / "odoo.conf")},
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", str(STANDIN_DIR / "entrypoint.sh"), "echo", "plain"],
+        env={"PATH": "/usr/bin:/bin", "ODOO_RC": str(tmp_path / "odoo.conf")},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out == "plain\n"
 
 
 def test_launcher_version():
     env = dict(os.environ, ODOO_VERSION="18.0")
-    out = subprocess.run([sys.executable, str(STANDIN_DIR / "odoo"), "--version"], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(STANDIN_DIR / "odoo"), "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "Odoo Server 18.0"
