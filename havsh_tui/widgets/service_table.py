@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual import on
 from textual.binding import Binding
 from textual.coordinate import Coordinate
@@ -21,7 +23,11 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowKey
 
 from havsh_tui.core.model import Service, ServiceStatus, ServiceType
-from havsh_tui.widgets.status_badge import BADGE_COMPONENT_CLASSES, status_badge
+from havsh_tui.widgets.status_badge import (
+    BADGE_COMPONENT_CLASSES,
+    badge_component,
+    badge_label,
+)
 
 Clock = Callable[[], datetime]
 ServiceKey = tuple[str, str]
@@ -78,6 +84,14 @@ def format_age(created_at: datetime, now: datetime) -> str:
     return f"{days // 365}y"
 
 
+def source_label(service: Service) -> str | None:
+    """ "erp-prod@alpha" for a copy (the slug alone when the host is not recorded)."""
+    if not service.source:
+        return None
+    host = getattr(service, "source_host", None)
+    return f"{service.source}@{host}" if host and "@" not in service.source else service.source
+
+
 def row_key_for(service: Service) -> str:
     # Host names and slugs cannot contain "/" (core/names.py), so the key is unambiguous.
     return f"svc/{service.host}/{service.name}"
@@ -87,7 +101,40 @@ def heading_key_for(service_type: ServiceType) -> str:
     return f"group/{service_type.value}"
 
 
-class ServiceTable(DataTable[Text]):
+class Cell:
+    """One table cell: a line of plain text in one style, rendered as a single segment.
+
+    Deliberately without ``__rich_measure__``: a DataTable measures every cell of every new
+    row on its next idle (7,000 cells for 1,000 services, most of a bare table's first
+    paint). This table knows its text, so it sets fixed column widths itself
+    (``_column_widths``) and the measuring becomes a no-op.
+    """
+
+    __slots__ = ("plain", "style")
+
+    def __init__(self, plain: str, style: Style | None = None) -> None:
+        self.plain = plain
+        self.style = style
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Segment(self.plain, self.style)
+
+    def __str__(self) -> str:
+        return self.plain
+
+    def __repr__(self) -> str:
+        return f"Cell({self.plain!r}, {self.style!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cell) and (self.plain, self.style) == (other.plain, other.style)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+
+EMPTY = Cell("")
+
+
+class ServiceTable(DataTable[Cell]):
     """The service list. Give it services with ``set_services``; stream statuses into it with
     ``update_statuses``; narrow it with ``filter_text``; fold a group with ``toggle_group``."""
 
@@ -153,6 +200,7 @@ class ServiceTable(DataTable[Text]):
         self._row_items: dict[str, Service | ServiceType] = {}
         self._style_cache: dict[str, Style] = {}
         self._ready = False
+        self._widths: list[int] = []
         self._load(services)
 
     # -- public API ---------------------------------------------------------------------
@@ -244,8 +292,6 @@ class ServiceTable(DataTable[Text]):
         self._services = {service.key: service for service in services}
 
     def on_mount(self) -> None:
-        for label, key in COLUMNS:
-            self.add_column(label, key=key)
         # Component styles exist only once the CSS has been applied, so rows are made here.
         self._ready = True
         self._rebuild()
@@ -263,39 +309,35 @@ class ServiceTable(DataTable[Text]):
             self._style_cache[component] = style
         return style
 
-    def _status_cell(self, service: Service) -> Text:
-        return status_badge(service.status, service.type, self._style)
+    def _status_cell(self, service: Service) -> Cell:
+        return Cell(
+            badge_label(service.status, service.type), self._style(badge_component(service.status))
+        )
 
-    def _service_row(self, service: Service, now: datetime) -> list[Text]:
-        row_style = self._style("service-table--live") if service.type is ServiceType.LIVE else ""
-        dim = self._style("service-table--dim")
-        origin = service.pr if service.type is ServiceType.PREVIEW else service.source
+    def _service_row(self, service: Service, now: datetime) -> list[Cell]:
+        row_style = self._style("service-table--live") if service.type is ServiceType.LIVE else None
+        origin = service.pr if service.type is ServiceType.PREVIEW else source_label(service)
+        url = (
+            Cell(service.url, row_style)
+            if service.url
+            else Cell("—", row_style or self._style("service-table--dim"))
+        )
         return [
-            Text(service.name, style=row_style, no_wrap=True, end=""),
-            Text(service.host, style=row_style, no_wrap=True, end=""),
-            Text(service.odoo_version, style=row_style, no_wrap=True, end=""),
+            Cell(service.name, row_style),
+            Cell(service.host, row_style),
+            Cell(service.odoo_version, row_style),
             self._status_cell(service),
-            Text(
-                service.url or "—",
-                style=row_style or (dim if not service.url else ""),
-                no_wrap=True,
-                end="",
-            ),
-            Text(format_age(service.created_at, now), style=row_style, no_wrap=True, end=""),
-            Text(origin or "", style=row_style, no_wrap=True, end=""),
+            url,
+            Cell(format_age(service.created_at, now), row_style),
+            Cell(origin or "", row_style),
         ]
 
-    def _heading_row(self, service_type: ServiceType, shown: int, total: int) -> list[Text]:
+    def _heading_row(self, service_type: ServiceType, shown: int, total: int) -> list[Cell]:
         folded = self.is_folded(service_type)
         count = f"{shown} of {total}" if self._filter else f"{total}"
         style = self._style("service-table--heading" if shown else "service-table--heading-empty")
-        label = Text(
-            f"{FOLDED if folded else UNFOLDED} {service_type.label} ({count})",
-            style=style,
-            no_wrap=True,
-            end="",
-        )
-        return [label] + [Text("", end="") for _ in COLUMNS[1:]]
+        label = f"{FOLDED if folded else UNFOLDED} {service_type.label} ({count})"
+        return [Cell(label, style), *([EMPTY] * (len(COLUMNS) - 1))]
 
     def _matches(self, service: Service) -> bool:
         if not self._filter:
@@ -306,7 +348,7 @@ class ServiceTable(DataTable[Text]):
 
     def _rebuild(self, *, cursor_to: str | None = None) -> None:
         if not self._ready:
-            # Before mount there are no columns and no component styles yet.
+            # Before mount there are no component styles yet.
             return
         keep = cursor_to or self._key_at_cursor()
         scroll_y = self.scroll_y
@@ -319,7 +361,7 @@ class ServiceTable(DataTable[Text]):
                 by_type[service.type].append(service)
 
         keys: list[str] = []
-        rows: list[list[Text]] = []
+        rows: list[list[Cell]] = []
         items: dict[str, Service | ServiceType] = {}
         for service_type in GROUP_ORDER:
             members = by_type[service_type]
@@ -335,13 +377,41 @@ class ServiceTable(DataTable[Text]):
                 rows.append(self._service_row(service, now))
                 items[key] = service
 
-        self.clear()
-        # add_row one by one, but in a single synchronous pass: the DataTable measures the
-        # new rows once, on its next idle, not per row.
+        headings = [rows[i][0].plain for i, key in enumerate(keys) if key.startswith("group/")]
+        widths = self._column_widths(headings, now)
+        if widths != self._widths:
+            self.clear(columns=True)
+            for (label, column_key), width in zip(COLUMNS, widths, strict=True):
+                self.add_column(label, width=width, key=column_key)
+            self._widths = widths
+        else:
+            self.clear()
         for key, row in zip(keys, rows, strict=True):
             self.add_row(*row, key=key)
         self._row_items = items
         self._restore_cursor(keep, scroll_y)
+
+    def _column_widths(self, headings: list[str], now: datetime) -> list[int]:
+        """Fixed widths that fit every service, shown or not, so the columns stay put while
+        the user filters or folds. Plain string lengths only: far cheaper than the
+        DataTable's own measuring of rendered cells."""
+        widths = [cell_len(label) for label, _key in COLUMNS]
+        widths[0] = max(widths[0], *(cell_len(h) for h in headings))
+        widths[3] = max(widths[3], len(badge_label(ServiceStatus.UNKNOWN)))
+        for service in self._services.values():
+            origin = service.pr if service.type is ServiceType.PREVIEW else source_label(service)
+            for index, text in (
+                (0, service.name),
+                (1, service.host),
+                (2, service.odoo_version),
+                (4, service.url or "—"),
+                (5, format_age(service.created_at, now)),
+                (6, origin or ""),
+            ):
+                width = cell_len(text)
+                if width > widths[index]:
+                    widths[index] = width
+        return widths
 
     def _restore_cursor(self, key: str | None, scroll_y: float) -> None:
         index = 0

@@ -1,4 +1,5 @@
-"""A service's status as a coloured badge: a Rich Text for table cells, and a small widget.
+"""A service's status as a coloured badge: the label and colour class for table cells, and
+a small widget.
 
 The colours live in the .tcss as component classes (``status-badge--running`` ...), so themes
 restyle them; nothing here names a colour.
@@ -6,10 +7,6 @@ restyle them; nothing here names a colour.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from rich.style import Style
-from rich.text import Text
 from textual.widgets import Static
 
 from havsh_tui.core.model import ServiceStatus, ServiceType
@@ -42,22 +39,15 @@ def status_class(status: ServiceStatus) -> str:
     return STATUS_CLASS.get(status, "unknown")
 
 
-def badge_text(label: str, style: Style | str = "") -> Text:
+def badge_label(status: ServiceStatus, service_type: ServiceType | None = None) -> str:
     """The label padded to the badge width, with a space each side so the colour reads as a
     badge rather than as coloured text."""
-    return Text(f" {label:<{BADGE_WIDTH}} ", style=style, no_wrap=True, end="")
+    return f" {status.display(service_type):<{BADGE_WIDTH}} "
 
 
-StyleLookup = Callable[[str], Style]
-
-
-def status_badge(
-    status: ServiceStatus, service_type: ServiceType | None, style_for: StyleLookup
-) -> Text:
-    """A badge for ``status``; ``style_for`` maps a component class name to its Rich style."""
-    return badge_text(
-        status.display(service_type), style_for(f"status-badge--{status_class(status)}")
-    )
+def badge_component(status: ServiceStatus) -> str:
+    """The component class (in the .tcss) that colours this status's badge."""
+    return f"status-badge--{status_class(status)}"
 
 
 class StatusBadge(Static):

@@ -88,15 +88,27 @@ def demo_services() -> list[Service]:
         ),
         _service("training", "bravo", T, S.RUNNING, days=30, odoo="18.0"),
         _service("showroom", "alpha", D, S.RUNNING, days=12, demo=True),
-        _service("erp-copy", "alpha", C, S.CREATING, days=0.02, source="erp-prod@alpha"),
-        _service("shop-copy", "alpha", C, S.RUNNING, days=6, odoo="18.0", source="shop-prod@bravo"),
+        _service(
+            "erp-copy", "alpha", C, S.CREATING, days=0.02, source="erp-prod", source_host="alpha"
+        ),
+        _service(
+            "shop-copy",
+            "alpha",
+            C,
+            S.RUNNING,
+            days=6,
+            odoo="18.0",
+            source="shop-prod",
+            source_host="bravo",
+        ),
         _service(
             "erp-prod-pr42",
             "alpha",
             P,
             S.RUNNING,
             days=1,
-            source="erp-prod@alpha",
+            source="erp-prod",
+            source_host="alpha",
             pr="acme/erp-addons#42",
         ),
         _service(
@@ -105,7 +117,8 @@ def demo_services() -> list[Service]:
             P,
             S.UPDATING,
             days=0.2,
-            source="erp-prod@alpha",
+            source="erp-prod",
+            source_host="alpha",
             pr="acme/erp-addons#57",
         ),
     ]
