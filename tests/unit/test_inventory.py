@@ -214,6 +214,42 @@ def test_update_service(inv: Inventory) -> None:
     assert inv.get_service("erp", "alpha").status is ServiceStatus.STOPPED
 
 
+def test_update_services_in_one_write(inv: Inventory, paths: AppPaths) -> None:
+    for name in ("aa", "bb", "cc"):
+        inv.add_service(svc(name))
+    inode = paths.inventory.stat().st_ino
+    done = inv.update_services(
+        "alpha",
+        {"aa": {"status": ServiceStatus.RUNNING}, "cc": {"status": "stopped", "url": "u"}},
+    )
+    assert [(s.name, s.status) for s in done] == [
+        ("aa", ServiceStatus.RUNNING),
+        ("cc", ServiceStatus.STOPPED),
+    ]
+    assert paths.inventory.stat().st_ino != inode  # replaced, once
+    assert inv.get_service("bb", "alpha").status is ServiceStatus.UNKNOWN
+    with pytest.raises(NotFound):
+        inv.update_services("alpha", {"aa": {"url": "x"}, "zz": {"url": "y"}})
+    assert inv.get_service("aa", "alpha").url == ""  # all or nothing
+    skipped = inv.update_services(
+        "alpha", {"zz": {"url": "y"}, "aa": {"url": "x"}}, missing_ok=True
+    )
+    assert [s.name for s in skipped] == ["aa"]
+
+
+def test_a_write_that_changes_nothing_leaves_the_file(inv: Inventory, paths: AppPaths) -> None:
+    inv.add_service(svc("erp", created_at=T0, updated_at=T0))
+    first = paths.inventory.stat().st_ino
+    inv.upsert_service(svc("erp", created_at=T0, updated_at=T0))
+    inv.delete_value("never-set")
+    assert paths.inventory.stat().st_ino == first  # no rename: nothing was written
+    inv.set_value("k", 1)
+    second = paths.inventory.stat().st_ino
+    assert second != first
+    inv.set_value("k", 1)
+    assert paths.inventory.stat().st_ino == second
+
+
 def test_upsert_and_update_host(inv: Inventory) -> None:
     inv.upsert_service(svc("erp", url="a"))
     inv.upsert_service(svc("erp", url="b"))
