@@ -352,6 +352,14 @@ class Loader:
                         continue
                     self._check(name)
                     self.states[name] = "to upgrade"
+                    for dep in self.manifests[name]["depends"]:  # a dependency added since
+                        if dep not in self.manifests and dep not in self.broken:
+                            raise UserError(
+                                f"Module {name!r} depends on module {dep!r}, which is not"
+                                " available in your system.")
+                        if self.states.get(dep) in (None, "uninstalled"):
+                            self.mark_install(dep)
+                            marked_install = True
                 if marked_install:
                     self.auto_install()
                 for name, state in self.states.items():
