@@ -258,12 +258,24 @@ def rescan(ctx: Context, host_name: str | None) -> None:
         sys.exit(EXIT_ERROR)
 
 
-def _register() -> None:
-    from havsh_tui.cli.host import host
-    from havsh_tui.cli.service import service
+#: Command modules under havsh_tui/cli/; each exports COMMANDS, a list of click commands.
+#: A module that is not there yet (a feature not built) is simply not listed.
+COMMAND_MODULES = ("host", "service", "logs", "backup", "preview", "repo", "github",
+                   "hostname")
 
-    cli.add_command(host)
-    cli.add_command(service)
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"havsh_tui.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"havsh_tui.cli.{name}":
+                raise
+            continue
+        for command in mod.COMMANDS:
+            cli.add_command(command)
     cli.add_command(rescan)
 
 

@@ -254,3 +254,4 @@ def host_push_image(ctx: Context, name: str, image: str, source: str) -> None:
     else:
         click.echo(f"\npushed {image} to {name}: {result['bytes'] / 1e6:.1f} MB "
                    f"in {result['seconds']} s")
+COMMANDS = [host]

@@ -267,3 +267,4 @@ def service_copy(ctx: Context, source, new, host, neutralize, image, verbose) ->
         click.echo(dumps({"event": "result", "service": service_json(copied)}))
     else:
         click.echo(f"copied {src.name}@{src.host} to {copied.name}@{copied.host}")
+COMMANDS = [service]

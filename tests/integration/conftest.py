@@ -73,43 +73,72 @@ def secret_store(havsh_paths):
     return SecretStore(havsh_paths.secrets)
 
 
-def _wipe_services(socket_path: str) -> None:
-    """Remove every service object on an engine, keeping havsh-postgres and the network.
+def wipe_service(socket_path: str, slug: str) -> None:
+    """Remove every object of one service on an engine (containers, volumes, database, role).
 
-    Uses the engine's local socket: cleanup must work even when a test broke SSH.
+    Uses the engine's local socket, so cleanup works even when a test broke SSH. Only the
+    named service is touched: other tests (other xdist workers) may be using the host.
     """
     import docker
 
     client = docker.DockerClient(base_url=f"unix://{socket_path}", version="1.41")
     try:
-        for c in client.containers.list(all=True, filters={"label": "sh.hav.service"}):
+        for c in client.containers.list(all=True, filters={"label": f"sh.hav.service={slug}"}):
             c.remove(force=True)
-        for v in client.volumes.list(filters={"label": "sh.hav.service"}):
+        for v in client.volumes.list(filters={"label": f"sh.hav.service={slug}"}):
             v.remove(force=True)
+        for name in (f"havsh-{slug}-data", f"havsh-{slug}-addons"):
+            try:
+                client.volumes.get(name).remove(force=True)
+            except docker.errors.NotFound:
+                pass
         try:
             pg = client.containers.get("havsh-postgres")
         except docker.errors.NotFound:
             return
         if pg.status != "running":
-            pg.start()
-        sql = ("SELECT format('DROP DATABASE %I WITH (FORCE);', datname) FROM pg_database "
-               "WHERE datname NOT IN ('postgres', 'template0', 'template1') \\gexec\n"
-               "SELECT format('DROP ROLE %I;', rolname) FROM pg_roles "
-               "WHERE rolname LIKE 'havsh\\_%' \\gexec\n")
+            return
+        db = slug.replace("-", "_")
+        sql = (f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE);\n'
+               f'DROP ROLE IF EXISTS "havsh_{db}";\n')
         pg.exec_run(["sh", "-c", 'printf "%s" "$1" | psql -X -q -U postgres', "sh", sql],
                     user="postgres")
     finally:
         client.close()
 
 
+class Cleanup:
+    def __init__(self, testbed) -> None:
+        self.testbed = testbed
+        self.slugs: set[str] = set()
+
+    def add(self, *slugs: str) -> None:
+        self.slugs.update(slugs)
+
+    def run(self) -> None:
+        for h in self.testbed.hosts.values():
+            for slug in self.slugs:
+                wipe_service(h.docker_socket, slug)
+
+
 @pytest.fixture
-def clean_hosts(testbed):
-    """Leaves both hosts with no service objects, before and after the test."""
-    for h in testbed.hosts.values():
-        _wipe_services(h.docker_socket)
-    yield
-    for h in testbed.hosts.values():
-        _wipe_services(h.docker_socket)
+def cleanup(testbed):
+    """Register the service slugs a test creates; they are removed before and after it."""
+    c = Cleanup(testbed)
+    yield c
+    c.run()
+
+
+@pytest.fixture
+def clean_hosts(cleanup, havsh_paths):
+    """Removes, after the test, every service its inventory knows (and registered slugs)."""
+    yield cleanup
+    try:
+        from havsh_tui.core.inventory import open_inventory
+
+        cleanup.add(*(s.name for s in open_inventory(havsh_paths).list_services()))
+    except Exception:  # noqa: BLE001 - a test may have deleted or broken the file
+        pass
 
 
 @pytest.fixture

@@ -18,6 +18,11 @@ from havsh_tui.remote.http import http_request
 pytestmark = pytest.mark.usefixtures("clean_hosts")
 
 
+@pytest.fixture(autouse=True)
+def _names(cleanup):
+    cleanup.add("erp-prod", "showroom", "twin", "ghost", "notodoo", "nowhere")
+
+
 def _local(testbed, host):
     return docker.DockerClient(base_url="unix://" + testbed.hosts[host.name].docker_socket,
                                version="1.41")
