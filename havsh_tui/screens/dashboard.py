@@ -28,6 +28,10 @@ def summary(services: list[Service], host_names: set[str]) -> str:
     return f"{n} service{'' if n == 1 else 's'} on {m} host{'' if m == 1 else 's'}"
 
 
+#: How often the Age column is recomputed; ages are shown in minutes at the finest.
+AGE_REFRESH_SECONDS = 60.0
+
+
 class DashboardScreen(Screen[None]):
     """The base screen of the ``services`` mode."""
 
@@ -60,6 +64,8 @@ class DashboardScreen(Screen[None]):
         app = self.havsh
         table = self.table
         self.sub_title = summary(table.services, self._host_names)
+        # Ages ("5m", "2h") go stale while the dashboard stays open.
+        self.set_interval(AGE_REFRESH_SECONDS, table.refresh_ages)
         recovered = getattr(app.inventory, "recovered_from", None)
         if recovered is not None:
             # Loud and sticky: the user must know their inventory was damaged and where the
@@ -71,6 +77,13 @@ class DashboardScreen(Screen[None]):
                 severity="error",
                 timeout=60,
             )
+
+    def reload(self) -> None:
+        """Re-read the inventory (after a rescan or an operation changed it)."""
+        snapshot = self.havsh.inventory.snapshot()
+        self._host_names = {host.name for host in snapshot.hosts}
+        self.table.set_services(snapshot.services)
+        self.sub_title = summary(self.table.services, self._host_names)
 
     @property
     def table(self) -> ServiceTable:

@@ -283,8 +283,26 @@ class ServiceTable(DataTable[Cell]):
         return item if isinstance(item, Service) else None
 
     def refresh_ages(self) -> None:
-        """Recompute the Age column (the clock moved on)."""
-        self._rebuild()
+        """Recompute the Age column (the clock moved on), in place like update_statuses."""
+        if not self._ready:
+            return
+        now = self._clock()
+        changed: list[tuple[str, Service, str]] = []
+        for key, item in self._row_items.items():
+            if isinstance(item, Service):
+                age = format_age(item.created_at, now)
+                if self.get_cell(key, "age").plain != age:
+                    changed.append((key, item, age))
+        if not changed:
+            return
+        if max(cell_len(age) for _key, _service, age in changed) > self._widths[5]:
+            # "9d" became "10d" and no longer fits: the column must widen.
+            self._rebuild()
+            return
+        live = self._style("service-table--live")
+        for key, service, age in changed:
+            style = live if service.type is ServiceType.LIVE else None
+            self.update_cell(key, "age", Cell(age, style))
 
     # -- building rows ------------------------------------------------------------------
 
@@ -396,7 +414,13 @@ class ServiceTable(DataTable[Cell]):
         the user filters or folds. Plain string lengths only: far cheaper than the
         DataTable's own measuring of rendered cells."""
         widths = [cell_len(label) for label, _key in COLUMNS]
-        widths[0] = max(widths[0], *(cell_len(h) for h in headings))
+        totals = self.counts()
+        # Room for the filtered form ("▾ Live (3 of 12)") too, so filtering moves no column.
+        widths[0] = max(
+            widths[0],
+            *(cell_len(h) for h in headings),
+            *(cell_len(f"{UNFOLDED} {t.label} ({n} of {n})") for t, n in totals.items()),
+        )
         widths[3] = max(widths[3], len(badge_label(ServiceStatus.UNKNOWN)))
         for service in self._services.values():
             origin = service.pr if service.type is ServiceType.PREVIEW else source_label(service)

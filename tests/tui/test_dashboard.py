@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from textual.app import App, ComposeResult
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Input
 
+from havsh_tui.app import make_app, styles_dir
 from havsh_tui.commands import HavshCommands
 from havsh_tui.core.model import ServiceStatus, ServiceType
 from havsh_tui.core.paths import AppPaths
+from havsh_tui.core.settings import Settings
 from havsh_tui.screens.dashboard import DashboardScreen
 from havsh_tui.screens.help import HelpScreen
 from havsh_tui.widgets.service_table import (
@@ -19,7 +23,14 @@ from havsh_tui.widgets.service_table import (
     row_key_for,
 )
 
-from .conftest import AppFactory, demo_hosts, demo_services, fill_inventory
+from .conftest import (
+    FROZEN_NOW,
+    AppFactory,
+    demo_hosts,
+    demo_services,
+    fill_inventory,
+    frozen_clock,
+)
 
 SIZE = (120, 40)
 
@@ -89,28 +100,69 @@ async def test_enter_on_heading_folds_and_unfolds(populated_paths: AppPaths, bui
         assert "erp-prod" in shown_names(table)
 
 
-async def test_enter_on_a_service_posts_service_selected(
-    populated_paths: AppPaths, build_app: AppFactory
-):
+class TableHost(App[None]):
+    """The widget alone, to check the messages it posts (its contract with screens)."""
+
+    CSS_PATH = [styles_dir() / "havsh.tcss"]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.selected: list[str] = []
+        self.highlighted: list[str | None] = []
+
+    def compose(self) -> ComposeResult:
+        yield ServiceTable(demo_services(), clock=frozen_clock, id="service-table")
+
+    def on_service_table_service_selected(self, event: ServiceTable.ServiceSelected) -> None:
+        self.selected.append(event.service.name)
+
+    def on_service_table_service_highlighted(self, event: ServiceTable.ServiceHighlighted) -> None:
+        self.highlighted.append(event.service.name if event.service else None)
+
+
+async def test_enter_on_a_service_posts_service_selected():
+    app = TableHost()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("down")  # from the Live heading to the first Live service
+        await pilot.pause()
+        assert app.highlighted[-1] == "erp-prod"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.selected == ["erp-prod"]
+        await pilot.press("up", "enter")  # a heading: folds, selects nothing
+        await pilot.pause()
+        assert app.highlighted[-1] is None
+        assert app.selected == ["erp-prod"]
+
+
+async def test_dashboard_answers_service_selected(populated_paths: AppPaths, build_app: AppFactory):
     app = build_app(populated_paths)
-    selected: list[str] = []
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         screen = dashboard(app)
-        original = screen._on_service_selected
-
-        def spy(event: ServiceTable.ServiceSelected) -> None:
-            selected.append(event.service.name)
-            original(event)
-
-        screen._on_service_selected = spy  # type: ignore[method-assign]
-        await pilot.press("down")  # first Live service, sorted by name
+        await pilot.press("down")
         await pilot.pause()
         assert screen.selected_service is not None
         assert screen.selected_service.name == "erp-prod"
         await pilot.press("enter")
         await pilot.pause()
+        # Until the detail screen exists, the dashboard says what would open.
         assert any(n.title == "erp-prod" for n in app._notifications)
+
+
+async def test_theme_change_restyles_rows(populated_paths: AppPaths, build_app: AppFactory):
+    app = build_app(populated_paths)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = dashboard(app).table
+        prod = row_key_for(next(s for s in table.services if s.name == "erp-prod"))
+        before = table.get_cell(prod, "name").style
+        app.theme = "textual-light"
+        await pilot.pause()
+        after = table.get_cell(prod, "name").style
+        assert after == table.get_component_rich_style("service-table--live", partial=True)
+        assert after != before
 
 
 async def test_live_rows_have_their_own_style(populated_paths: AppPaths, build_app: AppFactory):
@@ -177,6 +229,38 @@ async def test_update_statuses_changes_cells_without_rebuilding(
         assert table.get_cell(row_key_for(by_name["erp-prod-pr57"]), "status").plain.strip() == (
             "Active"
         )
+
+
+async def test_refresh_ages_follows_the_clock_in_place(populated_paths: AppPaths):
+    now = [FROZEN_NOW]
+    app = make_app(populated_paths, Settings(), clock=lambda: now[0])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = dashboard(app).table
+        by_name = {s.name: s for s in table.services}
+        key = row_key_for(by_name["erp-test"])
+        assert table.get_cell(key, "age").plain == "2d"
+        cleared: list[int] = []
+        real_clear = table.clear
+        table.clear = lambda *a, **k: (cleared.append(1), real_clear(*a, **k))[1]  # type: ignore[method-assign]
+        now[0] = FROZEN_NOW + timedelta(days=2)
+        table.refresh_ages()
+        await pilot.pause()
+        assert table.get_cell(key, "age").plain == "4d"
+        assert cleared == []
+
+
+async def test_reload_picks_up_inventory_changes(populated_paths: AppPaths, build_app: AppFactory):
+    app = build_app(populated_paths)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = dashboard(app)
+        app.inventory.remove_service("alpha", "showroom")
+        screen.reload()
+        await pilot.pause()
+        assert "showroom" not in shown_names(screen.table)
+        assert headings(screen.table)[2] == "▸ Demo (0)"
+        assert screen.sub_title == "9 services on 2 hosts"
 
 
 # -- keys -----------------------------------------------------------------------------------

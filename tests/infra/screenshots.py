@@ -1,0 +1,168 @@
+"""Screenshots of every screen, from the real app on a fixed demo inventory.
+
+    python -m tests.infra.screenshots [--out screenshots] [--size 120x40]
+
+Runs havsh headless (``run_test`` + Pilot) in a temporary HAVSH_HOME with the demo
+inventory of tests/tui (two hosts at TEST-NET addresses, all five service types, a Failed
+service, an Active preview), the network switched off and "now" frozen, so the pictures are
+the same on every run. Writes ``<name>.svg`` for each screen, and ``<name>.png`` when an
+SVG converter is available: ``rsvg-convert`` (Debian: librsvg2-bin) or the ``cairosvg``
+Python package. Without one it says so and writes the SVGs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = REPO / "screenshots"
+
+Step = Callable[[Pilot[Any]], Awaitable[None]]
+
+
+async def _nothing(pilot: Pilot[Any]) -> None:
+    await pilot.pause()
+
+
+async def _filter(pilot: Pilot[Any]) -> None:
+    await pilot.press("slash", *"prod")
+    await pilot.pause()
+
+
+async def _help(pilot: Pilot[Any]) -> None:
+    await pilot.press("question_mark")
+    await pilot.pause()
+
+
+async def _palette(pilot: Pilot[Any]) -> None:
+    from textual.command import CommandList
+
+    await pilot.press("down", "ctrl+p")
+    await pilot.pause()
+    await pilot.press(*"serv")
+    # The palette searches in a worker; wait for its hits rather than sleeping blindly.
+    hits = pilot.app.screen.query_one(CommandList)
+    for _ in range(300):
+        if hits.option_count >= 2:
+            break
+        await pilot.pause(0.01)
+    await pilot.pause()
+
+
+#: (file stem, what to do from a freshly started app). Each starts its own app, so one
+#: screen's state never leaks into the next picture.
+SCREENS: list[tuple[str, Step]] = [
+    ("dashboard", _nothing),
+    ("dashboard-filter", _filter),
+    ("help", _help),
+    ("palette", _palette),
+]
+
+
+def _converter() -> tuple[str, Callable[[Path, Path, int], None]] | None:
+    """The first SVG-to-PNG converter found, as (name, convert(svg, png, width))."""
+    rsvg = shutil.which("rsvg-convert")
+    if rsvg:
+
+        def with_rsvg(svg: Path, png: Path, width: int) -> None:
+            # librsvg drops the leading no-break spaces Rich pads cells with unless told
+            # to preserve white space, which shifts every plain row one column left.
+            data = svg.read_bytes().replace(b"<svg ", b'<svg xml:space="preserve" ', 1)
+            subprocess.run(
+                [rsvg, "--width", str(width), "--format", "png", "--output", str(png)],
+                input=data,
+                check=True,
+            )
+
+        return "rsvg-convert", with_rsvg
+    if importlib.util.find_spec("cairosvg") is not None:
+
+        def with_cairosvg(svg: Path, png: Path, width: int) -> None:
+            import cairosvg  # type: ignore[import-not-found]
+
+            cairosvg.svg2png(url=str(svg), write_to=str(png), output_width=width)
+
+        return "cairosvg", with_cairosvg
+    return None
+
+
+def _block_network() -> None:
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("screenshots never touch the network")
+
+    socket.create_connection = refuse  # type: ignore[assignment]
+    socket.socket.connect = refuse  # type: ignore[method-assign]
+    socket.socket.connect_ex = refuse  # type: ignore[method-assign, assignment]
+
+
+async def take(out: Path, size: tuple[int, int]) -> list[Path]:
+    # Imported here, after HAVSH_HOME is set, so nothing can read the user's own files.
+    from havsh_tui.app import make_app
+    from havsh_tui.core.paths import AppPaths
+    from havsh_tui.core.settings import Settings
+    from tests.tui.conftest import demo_hosts, demo_services, fill_inventory, frozen_clock
+
+    paths = AppPaths.from_env().ensure()
+    fill_inventory(paths, demo_hosts(), demo_services())
+    written = []
+    for stem, step in SCREENS:
+        app = make_app(paths, Settings(), clock=frozen_clock)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await step(pilot)
+            target = out / f"{stem}.svg"
+            app.save_screenshot(filename=target.name, path=str(out))
+            written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--size", default="120x40", help="terminal COLUMNSxROWS")
+    parser.add_argument("--png-width", type=int, default=1600)
+    args = parser.parse_args(argv)
+    columns, rows = (int(n) for n in args.size.lower().split("x"))
+    out: Path = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix="havsh-screenshots-") as home:
+        os.environ["HAVSH_HOME"] = str(Path(home) / "havsh-home")
+        os.environ["HOME"] = str(Path(home) / "user-home")
+        _block_network()
+        svgs = asyncio.run(take(out, (columns, rows)))
+
+    for svg in svgs:
+        print(f"wrote {svg.relative_to(REPO) if svg.is_relative_to(REPO) else svg}")
+    converter = _converter()
+    if converter is None:
+        print(
+            "no SVG converter found: install rsvg-convert (apt-get install librsvg2-bin) or"
+            " cairosvg (pip install cairosvg) for PNGs; wrote SVGs only",
+            file=sys.stderr,
+        )
+        return 0
+    name, convert = converter
+    for svg in svgs:
+        png = svg.with_suffix(".png")
+        convert(svg, png, args.png_width)
+        print(f"wrote {png.relative_to(REPO) if png.is_relative_to(REPO) else png} ({name})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
