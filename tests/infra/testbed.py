@@ -669,6 +669,18 @@ def _clear_stale_engine_files(sock: str, pidfile: str) -> None:
             os.unlink(sock)
 
 
+def _clear_stale_containerd(exec_root: str) -> None:
+    """A dockerd killed with -9 leaves its managed containerd's pidfile behind, and the
+    containerd (killed by its parent-death signal) may linger as a zombie that nothing
+    reaps. dockerd takes a zombie for a running containerd and times out connecting to it."""
+    pidfile = os.path.join(exec_root, "containerd", "containerd.pid")
+    pid = _read_pid(pidfile)
+    if pid is not None and not _is_proc(pid, "containerd"):
+        log(f"removing stale {pidfile} (pid {pid} is gone or a zombie)")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pidfile)
+
+
 def ensure_engine_a() -> dict[str, Any]:
     """Engine A on /var/run/docker.sock. Reuse an engine that answers; start one if none."""
     if engine_ping(SOCK_A):
@@ -695,6 +707,7 @@ def ensure_engine_a() -> dict[str, Any]:
             f"but does not answer on {SOCK_A}"
         )
     _clear_stale_engine_files(SOCK_A, PIDFILE_A)
+    _clear_stale_containerd("/var/run/docker")
     cfg = WORK / "engine-a" / "daemon.json"
     _write_if_changed(cfg, "{}\n")
     log_path = LOG_DIR / "dockerd-a.log"
@@ -793,6 +806,7 @@ def ensure_engine_b() -> dict[str, Any]:
             except TestbedError:
                 stop_pid(pid, "hung engine B", timeout=30)
     _clear_stale_engine_files(SOCK_B, PIDFILE_B)
+    _clear_stale_containerd(EXEC_ROOT_B)
     log_path = LOG_DIR / "dockerd-b.log"
     _start_daemon(
         [
@@ -1585,6 +1599,23 @@ def _managed_containerd_pid(exec_root: str) -> int | None:
     return pid if _is_proc(pid, "containerd") else None
 
 
+def _leftover_shims(exec_root: str) -> list[int]:
+    """containerd shims of an engine that is already stopped: a dockerd killed while it
+    created a container leaves a shim that no later engine knows about."""
+    address = f"-address\0{os.path.join(exec_root, 'containerd', 'containerd.sock')}"
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            exe = os.path.basename(os.readlink(f"/proc/{d}/exe"))
+        except OSError:
+            continue
+        if exe.startswith("containerd-shim") and address in "\0".join(cmdline(int(d))):
+            pids.append(int(d))
+    return pids
+
+
 def down() -> None:
     if os.geteuid() != 0:
         raise TestbedError("the testbed needs root")
@@ -1612,6 +1643,8 @@ def down() -> None:
         containerd_b = _managed_containerd_pid(EXEC_ROOT_B)
         stop_pid(pid_b, "engine B", timeout=45)
         stop_pid(containerd_b, "engine B's containerd", timeout=15)
+        for pid in _leftover_shims(EXEC_ROOT_B):
+            stop_pid(pid, "a leftover containerd shim of engine B", timeout=5)
         for pid in _procs_in_netns(ns_ino):
             stop_pid(pid, f"leftover in netns {NETNS}: {' '.join(cmdline(pid)[:3])}", timeout=10)
         _clear_stale_engine_files(SOCK_B, PIDFILE_B)
@@ -1624,6 +1657,8 @@ def down() -> None:
             containerd_a = _managed_containerd_pid("/var/run/docker")
             stop_pid(owned_a, "engine A", timeout=45)
             stop_pid(containerd_a, "engine A's containerd", timeout=15)
+            for pid in _leftover_shims("/var/run/docker"):
+                stop_pid(pid, "a leftover containerd shim of engine A", timeout=5)
             _clear_stale_engine_files(SOCK_A, PIDFILE_A)
         elif engine_ping(SOCK_A):
             log("engine A: not started by the testbed, left running")
@@ -1726,7 +1761,10 @@ def main(argv: list[str] | None = None) -> int:
     ns = ap.parse_args(argv)
     try:
         if ns.command == "up":
-            up()
+            with testbed_lock():
+                up()
+                # Brought up (or confirmed) by hand: no pytest run takes it down at its end.
+                OWNER_FILE.unlink(missing_ok=True)
             print(STATE_FILE)
         elif ns.command == "down":
             down()
