@@ -125,8 +125,10 @@ async def test_first_paint_havsh_vs_bare(bench_home: Path, no_network: NetworkCa
     inventory = open_inventory(paths)
     for host in hosts:
         inventory.add_host(host)
-    for service in services:
-        inventory.add_service(service)
+    # One write per host (a rescan's path), not one per service: setting up stays quick.
+    for host in hosts:
+        inventory.replace_services_for_host(host.name, [s for s in services if s.host == host.name])
+    assert len(inventory.list_services()) == N_SERVICES
     rows = bare_rows(services)
     settings = Settings()
 
@@ -161,6 +163,7 @@ async def test_first_paint_havsh_vs_bare(bench_home: Path, no_network: NetworkCa
         "ratio": round(ratio, 3),
         "cold_ratio": round(cold_ratio, 3),
         "median_s": {name: round(value, 4) for name, value in med.items()},
+        "min_s": {name: round(min(values), 4) for name, values in samples.items()},
         "samples_s": {name: [round(v, 4) for v in values] for name, values in samples.items()},
         "reps": REPS,
         "size": list(SIZE),
