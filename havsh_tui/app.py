@@ -4,18 +4,19 @@ temporary HAVSH_HOME, a fake inventory or a frozen clock (posting's ``make_posti
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from havsh_tui.commands import HavshCommands
+from havsh_tui.core.inventory import InventoryError, open_inventory
 from havsh_tui.core.paths import AppPaths
-from havsh_tui.core.settings import Settings, load_settings
+from havsh_tui.core.settings import Settings, SettingsError, load_settings
 from havsh_tui.screens.dashboard import DashboardScreen
 from havsh_tui.screens.help import HelpScreen
 
@@ -100,7 +101,7 @@ class HavshApp(App[int]):
             return
         self.push_screen(HelpScreen(self.screen))
 
-    def get_system_commands(self, screen: Screen[Any]):  # type: ignore[no-untyped-def]
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         # Textual's own Quit and Keys duplicate "app: Quit" and "app: Help"; keep the rest
         # (themes, screenshot, maximize).
         for command in super().get_system_commands(screen):
@@ -127,8 +128,6 @@ def make_app(
     if settings is None:
         settings = load_settings(paths)
     if inventory is None:
-        from havsh_tui.core.inventory import open_inventory
-
         inventory = open_inventory(paths)
     return HavshApp(paths, settings, inventory, pool=pool, clock=clock or _utcnow)
 
@@ -137,7 +136,8 @@ def run_tui() -> int:
     """What ``havsh`` with no arguments runs. Returns the process exit code."""
     try:
         app = make_app()
-    except Exception as exc:  # a bad settings.toml, an unreadable inventory
+    except (SettingsError, InventoryError, OSError) as exc:
+        # A bad settings.toml, a locked or too-new inventory: say it plainly, no traceback.
         print(f"havsh: {exc}", file=sys.stderr)
         return 1
     result = app.run()

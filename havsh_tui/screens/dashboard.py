@@ -103,12 +103,14 @@ class DashboardScreen(Screen[None]):
     def action_filter(self) -> None:
         self.filter_input.remove_class("-hidden")
         self.filter_input.focus()
+        self.refresh_bindings()
 
     def action_clear_filter(self) -> None:
         self.filter_input.value = ""
         self.table.filter_text = ""
         self.filter_input.add_class("-hidden")
         self.table.focus()
+        self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_filter":
@@ -118,8 +120,9 @@ class DashboardScreen(Screen[None]):
 
     @on(Input.Changed, "#filter-input")
     def _on_filter_changed(self, event: Input.Changed) -> None:
+        # No refresh_bindings here: clear-filter is on for as long as the input shows, and
+        # redrawing the footer on every keystroke is wasted work.
         self.table.filter_text = event.value
-        self.refresh_bindings()
 
     @on(Input.Submitted, "#filter-input")
     def _on_filter_submitted(self, event: Input.Submitted) -> None:
@@ -127,6 +130,7 @@ class DashboardScreen(Screen[None]):
         if not event.value.strip():
             self.filter_input.add_class("-hidden")
         self.table.focus()
+        self.refresh_bindings()
 
     # -- selection ----------------------------------------------------------------------
 

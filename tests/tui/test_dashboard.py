@@ -9,7 +9,7 @@ from textual.app import App, ComposeResult
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Input
 
-from havsh_tui.app import make_app, styles_dir
+from havsh_tui.app import make_app, run_tui, styles_dir
 from havsh_tui.commands import HavshCommands
 from havsh_tui.core.model import ServiceStatus, ServiceType
 from havsh_tui.core.paths import AppPaths
@@ -439,3 +439,18 @@ def test_snapshot_filtered(snap_compare, populated_paths: AppPaths, build_app: A
 
 def test_snapshot_help(snap_compare, populated_paths: AppPaths, build_app: AppFactory):
     assert snap_compare(build_app(populated_paths), press=["question_mark"], terminal_size=SIZE)
+
+
+# -- packaging and entry point ----------------------------------------------------------------
+
+
+def test_styles_are_found():
+    # From a checkout: styles/ beside the package; in a wheel: havsh_tui/styles/.
+    assert (styles_dir() / "havsh.tcss").is_file()
+
+
+def test_run_tui_reports_a_bad_settings_file(paths: AppPaths, capsys):
+    paths.settings.write_text("poll_interval = -1\n", encoding="utf-8")
+    assert run_tui() == 1
+    err = capsys.readouterr().err
+    assert err.startswith("havsh: ") and "poll_interval" in err
