@@ -77,9 +77,18 @@ def github_token_key(name: str = "default") -> str:
     return f"github/{name}/token"
 
 
-def generate_password(nbytes: int = 24) -> str:
-    """A new random password, URL-safe (no quoting needed in env vars or connection URLs)."""
-    return _random.token_urlsafe(nbytes)
+_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def generate_password(length: int = 32) -> str:
+    """A new random password of letters and digits only.
+
+    No '-' or '_': a value that starts with '-' is taken for an option by argparse-based
+    tools such as the Odoo image's wait-for-psql.py (``--db_password -x...`` fails), and
+    letters and digits need no quoting in env vars, odoo.conf or connection URLs.
+    32 characters of 62 symbols is about 190 bits.
+    """
+    return "".join(_random.choice(_ALPHABET) for _ in range(length))
 
 
 def mask(secret: str | None) -> str:

@@ -8,7 +8,6 @@ container's own environment, which only the host's docker users can see).
 
 from __future__ import annotations
 
-import secrets as pysecrets
 import time
 from dataclasses import dataclass, field
 
@@ -22,6 +21,7 @@ from havsh_tui.core.names import (
     POSTGRES_CONTAINER,
     POSTGRES_VOLUME,
 )
+from havsh_tui.core.secrets import generate_password
 from havsh_tui.ops.hosts import OpsError
 from havsh_tui.ops.images import ensure_image
 from havsh_tui.ops.reporter import NullReporter, Reporter
@@ -118,7 +118,7 @@ def ensure_postgres(
         reporter.step("postgres image", "running", host.postgres_image)
         ensure_image(client, host.name, host.postgres_image, reporter)
         reporter.step("postgres image", "done")
-        password = secret_store.get(key) or pysecrets.token_urlsafe(24)
+        password = secret_store.get(key) or generate_password()
         secret_store.set(key, password)
         vols = client.api.volumes(filters={"name": POSTGRES_VOLUME}).get("Volumes") or []
         if not any(v["Name"] == POSTGRES_VOLUME for v in vols):

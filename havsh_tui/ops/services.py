@@ -7,7 +7,6 @@ the tail of its log, so nothing is ever half-made and unmarked.
 
 from __future__ import annotations
 
-import secrets as pysecrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import docker.errors
 
 from havsh_tui.core import names
 from havsh_tui.core.model import Service, ServiceStatus, ServiceType, Step, utcnow
+from havsh_tui.core.secrets import generate_password
 from havsh_tui.ops import odoo
 from havsh_tui.ops.bootstrap import bootstrap_host, psql
 from havsh_tui.ops.hosts import OpsError
@@ -373,8 +373,8 @@ def create_service(inventory, secret_store, pool, spec: CreateSpec,
     config = odoo.parse_config_items(spec.config)
     image = spec.image or _default_image(host, spec.odoo_version)
     generated = spec.admin_password is None
-    admin_password = spec.admin_password or pysecrets.token_urlsafe(12)
-    db_password = pysecrets.token_urlsafe(24)
+    admin_password = spec.admin_password or generate_password(16)
+    db_password = generate_password()
     service = Service(
         name=spec.name, host=spec.host, type=spec.type, odoo_version=spec.odoo_version,
         image=image, status=ServiceStatus.CREATING,

@@ -149,3 +149,11 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
         assert p.wait(timeout=60) == 0
     keys = SecretStore(path).keys()
     assert len(keys) == 100
+
+
+def test_generated_passwords_are_safe_as_command_line_values() -> None:
+    # A password that starts with '-' broke the Odoo image's wait-for-psql.py
+    # (`--db_password -x...`: "expected one argument"), seen on the testbed.
+    for _ in range(2000):
+        pw = generate_password()
+        assert pw.isalnum() and pw.isascii() and len(pw) == 32
