@@ -173,11 +173,18 @@ class LogStream:
                 yield from self._read(self._open(client))
                 if not self.follow:
                     return
-                # The follow ended: the container stopped. Wait for it to come back.
                 if self.stopped:
                     return
-                yield StreamEvent("waiting", "the container stopped; waiting for it")
                 started = state.get("StartedAt")
+                now = client.api.inspect_container(self.container)["State"]
+                if now.get("Running") and now.get("StartedAt") == started:
+                    # The stream ended but the container runs on: the connection dropped
+                    # (an SSH channel closes cleanly when its transport goes).
+                    yield StreamEvent("disconnected", "the log stream ended; resuming")
+                    dropped = True
+                    continue
+                # The follow ended because the container stopped. Wait for it to come back.
+                yield StreamEvent("waiting", "the container stopped; waiting for it")
                 while not self.stopped:
                     time.sleep(1.0)
                     st = client.api.inspect_container(self.container)["State"]
