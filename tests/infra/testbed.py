@@ -373,6 +373,11 @@ def _pid_netns(pid: int) -> int | None:
     return _ns_inode(f"/proc/{pid}/ns/net")
 
 
+def _shares_our_uts(pid: int) -> bool:
+    """True if pid has this machine's hostname namespace (host B's daemons must not)."""
+    return _ns_inode(f"/proc/{pid}/ns/uts") == _ns_inode("/proc/self/ns/uts")
+
+
 def stop_pid(pid: int | None, what: str, timeout: float = 20.0) -> None:
     """SIGTERM, wait, then SIGKILL. Only ever called with a PID that we started."""
     if not pid_alive(pid):
@@ -790,7 +795,7 @@ def ensure_engine_b() -> dict[str, Any]:
         json.dumps({"deprecated-key-path": str(WORK / "engine-b" / "key.json")}, indent=2) + "\n",
     )
     pid = _engine_b_pid()
-    if pid and cfg_changed:
+    if pid and (cfg_changed or _shares_our_uts(pid)):
         stop_pid(pid, "engine B (its config changed)", timeout=45)
         pid = None
     if pid:
@@ -812,6 +817,13 @@ def ensure_engine_b() -> dict[str, Any]:
         [
             "nsenter",
             f"--net={NETNS_PATH}",
+            # Its own hostname too (docker info's Name), as a separate machine would have.
+            "unshare",
+            "--uts",
+            "sh",
+            "-c",
+            'hostname "$0" && exec "$@"',
+            NETNS,
             "dockerd",
             "--host",
             f"unix://{SOCK_B}",
@@ -987,6 +999,7 @@ def _port_open(addr: str, port: int, timeout: float = 1.0) -> bool:
 # bind mount is detached and B's sessions would silently reach engine A.
 _SSHD_B_SCRIPT = """\
 set -eu
+hostname "$HOSTNAME_B"
 mount --make-rprivate /
 mount --bind /run/docker-b "$STAGE"
 mount -t tmpfs -o mode=0755,nosuid,nodev,size=64m havsh-hostb-run /run
@@ -1022,7 +1035,12 @@ def start_sshd(spec: _SshdSpec) -> int:
         stage = spec.dir / "run-docker-b"
         stage.mkdir(exist_ok=True)
         env = dict(
-            os.environ, STAGE=str(stage), SSHD=SSHD, CONF=str(spec.config), LOG=str(spec.log)
+            os.environ,
+            STAGE=str(stage),
+            SSHD=SSHD,
+            CONF=str(spec.config),
+            LOG=str(spec.log),
+            HOSTNAME_B=spec.name,
         )
         run(
             [
@@ -1030,6 +1048,7 @@ def start_sshd(spec: _SshdSpec) -> int:
                 f"--net=/run/netns/{spec.netns}",
                 "unshare",
                 "--mount",
+                "--uts",
                 "--propagation",
                 "private",
                 "sh",
@@ -1052,6 +1071,8 @@ def start_sshd(spec: _SshdSpec) -> int:
 
 def ensure_sshd(spec: _SshdSpec, restart: bool = False) -> dict[str, Any]:
     pid = _sshd_pid(spec)
+    if pid and spec.netns and _shares_our_uts(pid):
+        restart = True
     if pid and not restart:
         return {"pid": pid, "started": False}
     stop_sshd(spec)

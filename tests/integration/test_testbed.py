@@ -6,6 +6,7 @@ failure here points at the testbed, not at the product.
 
 from __future__ import annotations
 
+import random
 import shlex
 import shutil
 import time
@@ -189,6 +190,9 @@ def engine_b(hostb: tb.Host) -> Iterator[docker.DockerClient]:
             c.remove(force=True, v=True)
         for v in client.volumes.list(filters={"name": name}):
             v.remove(force=True)
+    for name in made:
+        for n in client.networks.list(names=[name]):
+            n.remove()
     client.close()
 
 
@@ -302,3 +306,64 @@ def test_caddy_image_contract(engine_b, testbed_images):
     assert set(attrs["Volumes"]) == {"/data", "/config"}
     assert {"80/tcp", "443/tcp"} <= set(attrs["ExposedPorts"])
     assert {"XDG_DATA_HOME=/data", "XDG_CONFIG_HOME=/config"} <= set(attrs["Env"])
+
+
+# --------------------------------------------------------------------------- host B's network
+
+
+def test_containers_on_b_reach_each_other_by_name(engine_b, testbed_images):
+    """A user network on B: Docker's DNS and B's bridge forwarding (iptables in hostb)."""
+    net = _name(engine_b, "net")
+    engine_b.networks.create(net, labels={"sh.hav.test": "1"})
+    db = _name(engine_b, "db")
+    engine_b.containers.run(
+        testbed_images.postgres,
+        name=db,
+        detach=True,
+        network=net,
+        environment={"POSTGRES_PASSWORD": "x"},
+        labels={"sh.hav.test": "1"},
+    )
+    probe = engine_b.containers.run(
+        testbed_images.base,
+        name=_name(engine_b, "probe"),
+        detach=True,
+        network=net,
+        labels={"sh.hav.test": "1"},
+        command=[
+            "sh",
+            "-c",
+            f"for i in $(seq 150); do nc -z -w 1 {db} 5432 && exit 0; sleep 0.2; done; exit 1",
+        ],
+    )
+    assert probe.wait(timeout=60)["StatusCode"] == 0, probe.logs().decode()
+
+
+def test_a_published_port_on_b_is_reachable_over_ssh(engine_b, ssh_b, hostb, testbed_images):
+    """-p on B: docker-proxy and DNAT inside hostb, reached the product's way (SSH)."""
+    port = random.randint(20000, 29999)
+    c = engine_b.containers.run(
+        testbed_images.caddy,
+        name=_name(engine_b, "web"),
+        detach=True,
+        ports={"80/tcp": port},
+        labels={"sh.hav.test": "1"},
+    )
+    _wait(lambda: _exec(c, ["curl", "-fsS", "http://localhost/"])[0] == 0, what="caddy")
+    # A channel forwarded by B's sshd to B's loopback (like ssh -L).
+    transport = ssh_b.get_transport()
+    assert transport is not None
+    chan = transport.open_channel("direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0))
+    try:
+        chan.settimeout(10)
+        chan.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        reply = b""
+        while chunk := chan.recv(65536):
+            reply += chunk
+    finally:
+        chan.close()
+    assert reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n", 1)[0]
+    assert b"Caddy works" in reply
+    # And on B's own address, from B (DNAT in hostb's OUTPUT chain).
+    out = _check(ssh_b, f"curl -fsS -m 10 http://{hostb.address}:{port}/")
+    assert "Caddy works" in out
