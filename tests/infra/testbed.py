@@ -1695,28 +1695,39 @@ def down() -> None:
 # --------------------------------------------------------------------------- pytest sessions
 
 
-def session_begin(run_id: str) -> dict[str, Any]:
+def _session_log(msg: str) -> None:
+    with contextlib.suppress(OSError):
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        with open(LOG_DIR / "sessions.log", "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()} {msg}\n")
+
+
+def session_begin(run_id: str, pid: int | None = None) -> dict[str, Any]:
     """For the pytest `testbed` fixture: make sure it is up, count this process as a user.
 
     If it was down, this run brings it up and owns it: the last process of the same run to
-    call session_end() takes it down again. A testbed that was already up is left up."""
+    call session_end() takes it down again. A testbed that was already up is left up (and
+    so is one that `python -m tests.infra.testbed up` confirmed meanwhile)."""
+    pid = pid or os.getpid()
     with testbed_lock():
         if not is_up():
+            _session_log(f"run {run_id}: testbed down, bringing it up")
             up()
             OWNER_FILE.write_text(run_id)
         elif not images_fresh():
             log("test image inputs changed: rebuilding")
             _update_state_images(ensure_images())
         USERS_DIR.mkdir(parents=True, exist_ok=True)
-        (USERS_DIR / str(os.getpid())).write_text(run_id)
+        (USERS_DIR / str(pid)).write_text(run_id)
         state = load_state()
         assert state is not None
         return state
 
 
-def session_end(run_id: str) -> None:
+def session_end(run_id: str, pid: int | None = None) -> None:
+    pid = pid or os.getpid()
     with testbed_lock():
-        (USERS_DIR / str(os.getpid())).unlink(missing_ok=True)
+        (USERS_DIR / str(pid)).unlink(missing_ok=True)
         others = []
         if USERS_DIR.is_dir():
             for f in USERS_DIR.iterdir():
@@ -1729,6 +1740,7 @@ def session_end(run_id: str) -> None:
         except OSError:
             owner = None
         if owner == run_id and not others:
+            _session_log(f"run {run_id}: last user of the testbed it brought up: down")
             down()
 
 

@@ -367,3 +367,50 @@ def test_a_published_port_on_b_is_reachable_over_ssh(engine_b, ssh_b, hostb, tes
     # And on B's own address, from B (DNAT in hostb's OUTPUT chain).
     out = _check(ssh_b, f"curl -fsS -m 10 http://{hostb.address}:{port}/")
     assert "Caddy works" in out
+
+
+# --------------------------------------------------------------------------- fixture bookkeeping
+
+
+def test_a_run_takes_down_only_what_it_brought_up(monkeypatch, tmp_path):
+    """session_begin/session_end (the `testbed` fixture), with up/down replaced by fakes:
+    two xdist workers of one run, and a run that found the testbed already up."""
+    up_now = [False]
+    calls: list[str] = []
+    alive = {101, 102, 201}
+    monkeypatch.setattr(tb, "OWNER_FILE", tmp_path / "owner")
+    monkeypatch.setattr(tb, "USERS_DIR", tmp_path / "users")
+    monkeypatch.setattr(tb, "LOG_DIR", tmp_path / "logs")
+    monkeypatch.setattr(tb, "is_up", lambda: up_now[0])
+    monkeypatch.setattr(tb, "images_fresh", lambda: True)
+    monkeypatch.setattr(tb, "load_state", lambda: {"fake": True})
+    monkeypatch.setattr(tb, "pid_alive", lambda pid: pid in alive)
+
+    def fake_up() -> dict:
+        calls.append("up")
+        up_now[0] = True
+        return {}
+
+    def fake_down() -> None:
+        calls.append("down")
+        up_now[0] = False
+
+    monkeypatch.setattr(tb, "up", fake_up)
+    monkeypatch.setattr(tb, "down", fake_down)
+
+    tb.session_begin("run1", pid=101)  # worker gw0 finds it down: brings it up, owns it
+    tb.session_begin("run1", pid=102)  # worker gw1
+    tb.session_begin("run2", pid=201)  # another run meanwhile: uses it, does not own it
+    assert calls == ["up"]
+    tb.session_end("run1", pid=101)
+    assert calls == ["up"]  # gw1 still runs
+    alive.discard(201)  # run2 dies without session_end: it does not count
+    tb.session_end("run1", pid=102)
+    assert calls == ["up", "down"]
+
+    # Already up when the run began: never taken down by it.
+    up_now[0] = True
+    tb.OWNER_FILE.unlink(missing_ok=True)
+    tb.session_begin("run3", pid=101)
+    tb.session_end("run3", pid=101)
+    assert calls == ["up", "down"]
