@@ -809,6 +809,20 @@ class Inventory:
         with self._write() as db:
             db.table(VALUES).upsert({"key": key, "value": encoded}, _q.key == key)
 
+    def update_value(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
+        """Replace the value under ``key`` by ``fn(current or default)`` in one locked write.
+
+        What two processes changing one list (say the connected repositories) need: neither
+        loses the other's change. ``fn`` gets a deep copy; returns what was stored.
+        """
+        with self._write() as db:
+            table = db.table(VALUES)
+            doc = table.get(_q.key == key)
+            current = default if doc is None else cast(dict[str, Any], doc).get("value", default)
+            encoded = encode_value(fn(copy.deepcopy(current)))
+            table.upsert({"key": key, "value": encoded}, _q.key == key)
+        return encoded
+
     def delete_value(self, key: str) -> None:
         """Remove ``key`` (no error if absent)."""
         with self._write() as db:

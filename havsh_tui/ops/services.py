@@ -142,6 +142,8 @@ def service_env(service: Service, db_password: str) -> dict[str, str]:
 
 LABEL_SOURCE_HOST = "sh.hav.source-host"
 LABEL_SNAPSHOT = "sh.hav.snapshot"
+#: Previews: the PR head commit the container runs.
+LABEL_HEAD = "sh.hav.head"
 
 
 def service_labels(service: Service) -> dict[str, str]:
@@ -153,11 +155,17 @@ def service_labels(service: Service) -> dict[str, str]:
         labels[LABEL_SOURCE_HOST] = service.source_host
     if service.snapshot_at:
         labels[LABEL_SNAPSHOT] = service.snapshot_at.isoformat()
+    if service.head_sha:
+        labels[LABEL_HEAD] = service.head_sha
     return labels
 
 
 def _host_config(client: docker.DockerClient, service: Service, *, restart: bool):
-    binds = {names.volume_name(service.name): {"bind": odoo.DATA_DIR, "mode": "rw"}}
+    # The addons volume is always mounted (read-only: Odoo never writes its addons path), so
+    # connecting a repository later needs no new container, and the image's anonymous
+    # VOLUME for /mnt/extra-addons is not left behind by every removed container.
+    binds = {names.volume_name(service.name): {"bind": odoo.DATA_DIR, "mode": "rw"},
+             names.addons_volume_name(service.name): {"bind": odoo.ADDONS_DIR, "mode": "ro"}}
     return client.api.create_host_config(
         binds=binds,
         network_mode=names.NETWORK_NAME,
