@@ -8,28 +8,59 @@ from dataclasses import asdict, dataclass, field
 import docker.errors
 
 from havsh_tui.core.names import LABEL_MANAGED
+from havsh_tui.remote.docker_api import DockerUnavailable
 from havsh_tui.remote.hosts import HostSession
 from havsh_tui.remote.ssh import RemoteError
 
+__all__ = [
+    "AddedHost", "DockerUnavailable", "HostHealth", "HostInUse", "OpsError", "add_host",
+    "check_host", "connect_and_verify", "docker_info", "forget_host_key", "remove_host",
+    "update_host",
+]
+
 # One constant script, with the docker root as "$1": nothing the user typed is pasted in.
-_HEALTH_SCRIPT = 'cat /proc/loadavg; grep -E "^(MemTotal|MemAvailable):" /proc/meminfo; df -PB1 "$1"'
+_HEALTH_SCRIPT = (
+    'cat /proc/loadavg; grep -E "^(MemTotal|MemAvailable):" /proc/meminfo; df -PB1 "$1"'
+)
+
+#: The most one poll may take (each step has its own, smaller timeout too).
+POLL_TIMEOUT = 20.0
 
 
 class OpsError(Exception):
     """An operation refused or failed; the message is fit for the user."""
 
 
-class DockerUnavailable(OpsError):
-    pass
+class HostInUse(OpsError):
+    """The host still has services; ``services`` lists them."""
+
+    kind = "host_in_use"
+
+    def __init__(self, name: str, services: list[str]) -> None:
+        self.services = services
+        self.extra = {"host": name, "services": services}
+        super().__init__(
+            f"host {name!r} still has {len(services)} service(s): {', '.join(services)}. "
+            "Delete or move them first."
+        )
 
 
 @dataclass
 class HostHealth:
-    """One poll of one host. ``reachable`` False means only ``error`` is meaningful."""
+    """One poll of one host. ``reachable`` False means only ``error`` is meaningful.
+
+    ``error_kind`` says what kind of failure it was (``host_unreachable``,
+    ``unknown_host_key``, ``changed_host_key``, ``passphrase_required``,
+    ``authentication_failed``, ``docker_unavailable``...), and ``error_extra`` carries its
+    details (a key's fingerprint, the encrypted key's path), so a screen can offer the
+    right dialog.
+    """
 
     host: str
     reachable: bool
     error: str | None = None
+    error_kind: str | None = None
+    error_extra: dict = field(default_factory=dict)
     docker_version: str | None = None
     api_version: str | None = None
     cpus: int | None = None
@@ -42,24 +73,42 @@ class HostHealth:
     disk_free: int | None = None
     disk_total: int | None = None
     managed_containers: int | None = None
+    #: A Docker API round trip (``/_ping`` over a pooled channel), in ms.
     rtt_ms: float | None = None
+    #: An SSH round trip (a keepalive and its answer), in ms.
+    ssh_rtt_ms: float | None = None
+    #: How long this poll took, in ms (including a connect when there was one).
+    poll_ms: float | None = None
     checked_at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def _failure(name: str, exc: BaseException, started: float) -> HostHealth:
+    if isinstance(exc, RemoteError | OpsError):
+        kind = getattr(exc, "kind", None) or type(exc).__name__
+        extra = {k: v for k, v in (getattr(exc, "extra", None) or {}).items()
+                 if isinstance(v, str | int | float | bool | list | type(None))}
+        msg = str(exc)
+    else:
+        kind, extra, msg = "error", {}, f"{type(exc).__name__}: {exc}"
+    return HostHealth(host=name, reachable=False, error=msg, error_kind=kind,
+                      error_extra=extra, poll_ms=round((time.monotonic() - started) * 1000, 1))
+
+
 def _docker_call(session: HostSession, fn):
     try:
         return fn(session.docker())
     except docker.errors.APIError as exc:
-        raise DockerUnavailable(f"{session.host.name}: the Docker engine said: {exc}") from exc
+        raise DockerUnavailable(f"{session.host.name}: the Docker engine said: {exc}",
+                                "engine_error") from exc
     except RemoteError:
         raise
     except Exception as exc:  # requests/urllib3 errors from a channel that could not open
         raise DockerUnavailable(
             f"{session.host.name}: cannot reach the Docker engine over SSH: {exc}. "
-            "Is docker installed and may this user use /var/run/docker.sock?"
+            "Is docker installed and may this user use /var/run/docker.sock?", "unknown"
         ) from exc
 
 
@@ -73,25 +122,49 @@ def docker_info(session: HostSession) -> dict:
     return {"version": version, "info": info}
 
 
-def check_host(session: HostSession) -> HostHealth:
-    """Poll one host: engine, CPU, load, memory, disk of the docker root, our containers, RTT."""
+def _api_get(client, path: str, timeout: float, **params):
+    """One GET with its own timeout (the client's default is the long command timeout)."""
+    api = client.api
+    resp = api.get(api._url(path), params=params or None, timeout=timeout)
+    return api._result(resp, json=True)
+
+
+def check_host(session: HostSession, timeout: float = POLL_TIMEOUT) -> HostHealth:
+    """Poll one host: engine, CPU, load, memory, disk of the docker root, our containers, RTT.
+
+    It never raises and never hangs: connecting is bounded by the connect timeout, and each
+    call here by what is left of ``timeout``. A failure is a HostHealth with
+    ``reachable=False``, its message and its kind.
+    """
+    import json
+
     name = session.host.name
+    started = time.monotonic()
+    deadline = started + timeout
+
+    def left(cap: float) -> float:
+        return max(0.5, min(cap, deadline - time.monotonic()))
+
     try:
         ssh = session.ssh
         ssh.client()
         client = session.docker()
         t0 = time.monotonic()
-        client.api.ping()
+        client.api.get(client.api._url("/_ping"), timeout=left(5)).raise_for_status()
         rtt = (time.monotonic() - t0) * 1000
-        info = client.api.info()
-        version = client.api.version(api_version=False)
-        managed = client.api.containers(all=True, quiet=True, filters={"label": LABEL_MANAGED})
+        info = _api_get(client, "/info", left(10))
+        version = _api_get(client, "/version", left(10))
+        managed = _api_get(client, "/containers/json", left(10), all=1,
+                           filters=json.dumps({"label": [LABEL_MANAGED]}))
         root = info.get("DockerRootDir") or "/var/lib/docker"
-        rc, out, err = session.run(["sh", "-c", _HEALTH_SCRIPT, "sh", root], timeout=15)
-    except RemoteError as exc:
-        return HostHealth(host=name, reachable=False, error=str(exc))
+        rc, out, err = session.run(["sh", "-c", _HEALTH_SCRIPT, "sh", root], timeout=left(15))
+        # Last: right after a connect the first answer can wait for a delayed ACK.
+        ssh_rtt = ssh.ping(timeout=left(5))
+    except docker.errors.APIError as exc:
+        return _failure(name, DockerUnavailable(
+            f"{name}: the Docker engine said: {exc}", "engine_error"), started)
     except Exception as exc:  # noqa: BLE001 - a poll reports, it never raises
-        return HostHealth(host=name, reachable=False, error=f"{type(exc).__name__}: {exc}")
+        return _failure(name, exc, started)
     h = HostHealth(
         host=name,
         reachable=True,
@@ -102,6 +175,7 @@ def check_host(session: HostSession) -> HostHealth:
         docker_root=root,
         managed_containers=len(managed),
         rtt_ms=round(rtt, 2),
+        ssh_rtt_ms=round(ssh_rtt * 1000, 2),
     )
     lines = out.decode(errors="replace").splitlines()
     try:
@@ -118,6 +192,7 @@ def check_host(session: HostSession) -> HostHealth:
         h.disk_total, h.disk_free = int(df[1]), int(df[3])
     except (IndexError, ValueError):
         h.error = f"could not read load/memory/disk: {err.decode(errors='replace').strip()}"
+    h.poll_ms = round((time.monotonic() - started) * 1000, 1)
     return h
 
 
@@ -130,12 +205,13 @@ class AddedHost:
     api_version: str | None
     docker_root: str | None
     accepted_new_key: bool
+    #: Every key saved to the app's known_hosts on the way (jump hosts too):
+    #: [known_hosts name, key type, fingerprint].
+    accepted_keys: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict as _asdict
-
         d = {k: v for k, v in self.__dict__.items() if k != "host"}
-        d["host"] = _asdict(self.host)  # type: ignore[arg-type]
+        d["host"] = asdict(self.host)  # type: ignore[call-overload]
         return d
 
 
@@ -145,29 +221,27 @@ def connect_and_verify(
     *,
     accept_fingerprint: str | None = None,
     trust_on_first_use: bool = False,
+    passphrase: str | None = None,
 ) -> tuple[HostSession, str, str, bool]:
     """Open a verified connection to a host that may not be in the inventory yet.
 
     Returns the session, the key's fingerprint and type, and whether the key was new (and so
     was saved to the app's known_hosts). An unknown key raises UnknownHostKey unless it is
-    pinned or trust_on_first_use is given; a changed key always raises ChangedHostKey.
+    pinned or trust_on_first_use is given (which also accepts unknown jump hosts); a changed
+    key always raises ChangedHostKey.
     """
-    from havsh_tui.remote.ssh import UnknownHostKey, fingerprint
+    from havsh_tui.remote.ssh import fingerprint
 
-    session = HostSession(host, opts, accept_fingerprint=accept_fingerprint)
-    accepted = False
+    session = HostSession(host, opts, accept_fingerprint=accept_fingerprint,
+                          trust_on_first_use=trust_on_first_use, passphrase=passphrase)
     try:
         session.ssh.client()
-        accepted = accept_fingerprint is not None
-    except UnknownHostKey as exc:
-        if not trust_on_first_use:
-            session.close()
-            raise
+    except BaseException:
         session.close()
-        session = HostSession(host, opts, accept_fingerprint=exc.fingerprint)
-        session.ssh.client()
-        accepted = True
+        raise
     key = session.ssh.host_key()
+    target_name = session.ssh.target.known_hosts_name
+    accepted = any(name == target_name for name, _, _ in session.ssh.accepted_keys)
     return session, fingerprint(key), key.get_name(), accepted
 
 
@@ -178,10 +252,15 @@ def add_host(
     *,
     accept_fingerprint: str | None = None,
     trust_on_first_use: bool = False,
+    passphrase: str | None = None,
     check: bool = True,
     audit=None,
 ) -> AddedHost:
-    """Test the connection (host key, login, docker) and then save the host."""
+    """Test the connection (host key, login, docker) and then save the host.
+
+    Nothing is saved when the test fails (a key accepted on the way stays in known_hosts:
+    it is the host's real key).
+    """
     from havsh_tui.core.names import validate_host_name
 
     validate_host_name(host.name)
@@ -190,13 +269,15 @@ def add_host(
         raise OpsError(f"a host named {host.name!r} exists already (see `havsh host ls`)")
     fp = key_type = ""
     accepted = False
+    accepted_keys: list = []
     version: dict = {}
     info: dict = {}
     if check:
         session, fp, key_type, accepted = connect_and_verify(
             host, opts, accept_fingerprint=accept_fingerprint,
-            trust_on_first_use=trust_on_first_use,
+            trust_on_first_use=trust_on_first_use, passphrase=passphrase,
         )
+        accepted_keys = [list(k) for k in session.ssh.accepted_keys]
         try:
             d = docker_info(session)
             version, info = d["version"], d["info"]
@@ -204,6 +285,8 @@ def add_host(
             session.close()
     inventory.add_host(host)
     if audit is not None:
+        for name, kt, kfp in accepted_keys:
+            audit.append(host.name, "host.accept-key", name, "ok", f"{kt} {kfp}")
         audit.append(host.name, "host.add", host.destination, "ok", f"key {fp}" if fp else "")
     return AddedHost(
         host=host,
@@ -213,18 +296,60 @@ def add_host(
         api_version=version.get("ApiVersion"),
         docker_root=info.get("DockerRootDir"),
         accepted_new_key=accepted,
+        accepted_keys=accepted_keys,
     )
+
+
+#: Fields of a Host that say how to reach it (a change is tested before it is saved).
+CONNECTION_FIELDS = ("address", "port", "user", "identity_file", "jump", "ssh_alias")
+SETTING_FIELDS = ("postgres_image", "odoo_image", "proxy_image", "base_domain", "tls")
+
+
+def update_host(
+    inventory,
+    name: str,
+    changes: dict,
+    opts=None,
+    *,
+    check: bool = True,
+    accept_fingerprint: str | None = None,
+    trust_on_first_use: bool = False,
+    passphrase: str | None = None,
+    audit=None,
+):
+    """Change a host's settings or how it is reached. A change of how it is reached is
+    tested first (host key, login, docker), unless ``check`` is False. Returns the Host."""
+    from dataclasses import replace
+
+    host = inventory.get_host(name)
+    unknown = set(changes) - set(CONNECTION_FIELDS) - set(SETTING_FIELDS)
+    if unknown:
+        raise OpsError(f"cannot change {', '.join(sorted(unknown))} of a host")
+    changed = {k: v for k, v in changes.items() if getattr(host, k) != v}
+    if not changed:
+        return host
+    new = replace(host, **changed)
+    if check and opts is not None and set(changed) & set(CONNECTION_FIELDS):
+        session, fp, _, _ = connect_and_verify(
+            new, opts, accept_fingerprint=accept_fingerprint,
+            trust_on_first_use=trust_on_first_use, passphrase=passphrase)
+        try:
+            docker_info(session)
+        finally:
+            session.close()
+    inventory.update_host(new)
+    if audit is not None:
+        audit.append(name, "host.set", name, "ok",
+                     ", ".join(f"{k}={v}" for k, v in changed.items()))
+    return new
 
 
 def remove_host(inventory, name: str, audit=None) -> None:
     """Remove a host from the inventory; refused while it still has services."""
     inventory.get_host(name)
-    services = [s.name for s in inventory.list_services(host=name)]
+    services = sorted(s.name for s in inventory.list_services(host=name))
     if services:
-        raise OpsError(
-            f"host {name!r} still has {len(services)} service(s): {', '.join(sorted(services))}. "
-            "Delete or move them first."
-        )
+        raise HostInUse(name, services)
     inventory.remove_host(name)
     if audit is not None:
         audit.append(name, "host.rm", name, "ok")
@@ -233,8 +358,8 @@ def remove_host(inventory, name: str, audit=None) -> None:
 def forget_host_key(host, opts) -> tuple[str, int]:
     """Remove the host's key from the app's known_hosts, so that a new key can be accepted."""
     from havsh_tui.remote.hosts import target_for
-    from havsh_tui.remote.ssh import known_hosts_name, remove_known_host
+    from havsh_tui.remote.ssh import remove_known_host
 
     t = target_for(host, opts)
-    name = known_hosts_name(t.hostname, t.port)
+    name = t.known_hosts_name
     return name, remove_known_host(opts.known_hosts, name)

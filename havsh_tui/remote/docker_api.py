@@ -21,9 +21,11 @@ import urllib3.connection
 import urllib3.connectionpool
 from docker.transport.basehttpadapter import BaseHTTPAdapter
 
-from havsh_tui.remote.ssh import RemoteError, SSHConnection
+from havsh_tui.remote.ssh import HostUnreachable, RemoteError, SSHConnection
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
+#: Seconds the first API call (version negotiation) may take.
+FIRST_CALL_TIMEOUT = 15.0
 #: The oldest engine we speak to: Debian 12's docker.io 20.10.
 MIN_API_VERSION = "1.41"
 _BASE_URL = "http+docker://ssh"
@@ -95,6 +97,8 @@ class SSHDockerAdapter(BaseHTTPAdapter):
                 chan = self.ssh.open_streamlocal(self.socket_path)
                 self._mode = "streamlocal"
                 return chan
+            except HostUnreachable:
+                raise
             except RemoteError:
                 if self._mode == "streamlocal":
                     raise
@@ -117,12 +121,104 @@ class SSHDockerAdapter(BaseHTTPAdapter):
     def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
         return self.get_connection(request.url, proxies)
 
-    def close(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
-        super().close()
+    def send(self, request, stream=False, *args, **kwargs):
+        """A call whose SSH connection drops fails with HostUnreachable, not a bare
+        ``requests.ConnectionError``; the next call reconnects (see get_connection).
+
+        A response that is not streamed is read here (requests would read it right after),
+        so that a drop in the middle of its body is mapped too."""
+        try:
+            resp = super().send(request, stream, *args, **kwargs)
+            if not stream:
+                resp.content  # noqa: B018 - read the body inside the mapping
+            return resp
+        except RemoteError:
+            raise
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
+                paramiko.SSHException, OSError, EOFError) as exc:
+            what = f"a Docker API call ({request.method} {_path(request.url)})"
+            if not self.ssh.is_connected:
+                raise self.ssh.dropped_error(what) from exc
+            if isinstance(exc, requests.exceptions.Timeout):
+                raise HostUnreachable(
+                    f"{self.ssh.target.label}: the Docker engine did not answer {what} "
+                    f"within {self.timeout:.0f} s"
+                ) from exc
+            raise
+
+
+def _path(url: str | None) -> str:
+    return urllib3.util.parse_url(url or "").path or "/"
+
+
+class DockerUnavailable(RemoteError):
+    """The host answers over SSH, but its Docker engine cannot be used (not installed, not
+    running, or not allowed for this user). ``reason`` says which."""
+
+    kind = "docker_unavailable"
+
+    def __init__(self, message: str, reason: str, **extra: object) -> None:
+        super().__init__(message, reason=reason, **extra)
+        self.reason = reason
+
+
+# A constant script; the socket path is "$1". Prints key=value lines.
+_DIAGNOSE = r"""
+s="$1"
+if [ -S "$s" ]; then
+  if [ -r "$s" ] && [ -w "$s" ]; then echo socket=ok; else echo socket=denied; fi
+elif [ -e "$s" ]; then echo socket=notsocket
+else echo socket=missing; fi
+if command -v docker >/dev/null 2>&1; then echo cli=yes; else echo cli=no; fi
+if command -v dockerd >/dev/null 2>&1; then echo daemon=yes; else echo daemon=no; fi
+echo user="$(id -un 2>/dev/null)"
+echo groups="$(id -Gn 2>/dev/null)"
+ls -l "$s" 2>/dev/null | sed 's/^/perm=/'
+"""
+
+
+def diagnose_docker(ssh: SSHConnection, socket_path: str = DEFAULT_SOCKET,
+                    cause: BaseException | None = None) -> DockerUnavailable:
+    """Why the engine at ``socket_path`` cannot be used, as a DockerUnavailable to raise."""
+    label = ssh.target.label
+    why = f" ({cause})" if cause else ""
+    try:
+        rc, out, err = ssh.run(["sh", "-c", _DIAGNOSE, "sh", socket_path], timeout=15)
+    except RemoteError as exc:
+        return DockerUnavailable(
+            f"{label}: cannot use the Docker engine at {socket_path}{why}, and cannot run a "
+            f"command to find out why ({exc})", "unknown")
+    facts = dict(line.split("=", 1) for line in out.decode(errors="replace").splitlines()
+                 if "=" in line)
+    if rc != 0 or "socket" not in facts:
+        return DockerUnavailable(
+            f"{label}: cannot use the Docker engine at {socket_path}{why}; the host would not "
+            f"run a shell for this user: {err.decode(errors='replace').strip() or rc}",
+            "unknown")
+    user = facts.get("user") or ssh.target.username or "this user"
+    sock = facts["socket"]
+    if sock == "missing" and facts.get("cli") == "no" and facts.get("daemon") == "no":
+        return DockerUnavailable(
+            f"{label}: Docker is not installed (no docker command, no {socket_path}). "
+            "Install it (Debian: `apt-get install docker.io`), then try again.",
+            "not_installed", user=user)
+    if sock == "missing":
+        return DockerUnavailable(
+            f"{label}: the Docker engine is not running: there is no {socket_path} "
+            "(start it: `systemctl start docker`).", "not_running", user=user)
+    if sock == "denied":
+        return DockerUnavailable(
+            f"{label}: {user} may not use Docker: {socket_path} is not readable and "
+            f"writable for them ({facts.get('perm', '').strip()}). Add them to the docker "
+            f"group (`sudo usermod -aG docker {user}`, then log in again), or connect as "
+            "a user who may.", "permission_denied", user=user)
+    if sock == "notsocket":
+        return DockerUnavailable(
+            f"{label}: {socket_path} is not a socket: is Docker installed correctly?",
+            "not_running", user=user)
+    return DockerUnavailable(
+        f"{label}: the Docker engine at {socket_path} does not answer{why}.",
+        "not_answering", user=user)
 
 
 def docker_client(
@@ -134,6 +230,7 @@ def docker_client(
     """A docker SDK client whose every call goes through ``ssh``.
 
     The API version is negotiated with the engine (the lower of its own and the SDK's).
+    Raises HostUnreachable (SSH) or DockerUnavailable (SSH works, the engine does not).
     """
     api = docker.APIClient(base_url="tcp://127.0.0.1:9", version=MIN_API_VERSION, timeout=timeout)
     adapter = SSHDockerAdapter(ssh, socket_path=socket_path, timeout=timeout)
@@ -141,7 +238,22 @@ def docker_client(
     api._unmount("http://", "https://")
     api.base_url = _BASE_URL
     api._custom_adapter = adapter
-    server = api.version(api_version=False)["ApiVersion"]
+    ssh.transport()  # SSH errors (keys, passphrases, unreachable) come out as they are
+    try:
+        resp = api.get(api._url("/version", versioned_api=False),
+                       timeout=min(timeout, FIRST_CALL_TIMEOUT))
+        server = api._result(resp, json=True)["ApiVersion"]
+    except HostUnreachable:
+        api.close()
+        raise
+    except RemoteError as exc:  # the channel to the socket was refused
+        api.close()
+        raise diagnose_docker(ssh, socket_path, exc) from exc
+    except Exception as exc:  # noqa: BLE001 - dial-stdio failed, or a non-Docker answer
+        api.close()
+        if not ssh.is_connected:
+            raise ssh.dropped_error("the first Docker call") from exc
+        raise diagnose_docker(ssh, socket_path, _short(exc)) from exc
     sdk = docker.constants.DEFAULT_DOCKER_API_VERSION
     api._version = server if docker.utils.version_lt(server, sdk) else sdk
     client = docker.DockerClient.__new__(docker.DockerClient)
@@ -149,9 +261,15 @@ def docker_client(
     return client
 
 
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
 def local_docker_client(socket_path: str = DEFAULT_SOCKET, timeout: float = 60.0):
     """A docker SDK client for the operator's own engine (``local`` in push-image)."""
     return docker.DockerClient(base_url=f"unix://{socket_path}", version="auto", timeout=timeout)
 
 
-__all__ = ["SSHDockerAdapter", "docker_client", "local_docker_client", "requests"]
+__all__ = ["DockerUnavailable", "SSHDockerAdapter", "diagnose_docker", "docker_client",
+           "local_docker_client", "requests"]

@@ -1658,6 +1658,7 @@ def down() -> None:
         # 2. sshd
         for spec in SSHDS:
             stop_sshd(spec)
+        down_extras()  # side sshds and hostc of the fault tests (see the end of this file)
         # 3. engine B, then whatever still runs in hostb (its containerd, shims, sessions)
         ns_ino = _ns_inode(NETNS_PATH) if _netns_valid() else None
         pid_b = _engine_b_pid()
@@ -1833,6 +1834,391 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[testbed] ERROR: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+
+# =========================================================================== extras for fault tests
+# Added for the host tests (issue 3): a third namespace (hostc) with no sshd, side sshds
+# (private sshd processes with their own host key, config and log, e.g. inside hostb so that
+# they reach engine B), DROP rules, and temporary authorized keys. None of these touch
+# hosta's or hostb's own sshd, engine or veth: tests of other engineers that run at the
+# same time against the two hosts are not disturbed. `down` removes what is left over.
+
+EXTRA_DIR = WORK / "extra"
+EXTRA_LOCK = RUN / "extras.lock"
+HOSTC = "hostc"
+HOSTC_PATH = f"/run/netns/{HOSTC}"
+VETH_C_HOST, VETH_C_NS = "vc0", "vc1"
+HOSTC_GW = "10.213.10.1"
+#: Nothing listens there: connections are refused at once.
+HOSTC_REFUSED = "10.213.10.2"
+#: Every packet to it is dropped inside hostc (an nft rule): connections time out.
+HOSTC_BLACKHOLE = "10.213.10.3"
+_NFT_BLACKHOLE = "havsh_blackhole"
+
+
+@contextlib.contextmanager
+def _extras_lock(timeout: float = 120) -> Iterator[None]:
+    RUN.mkdir(parents=True, exist_ok=True)
+    fd = os.open(EXTRA_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TestbedError(f"could not lock {EXTRA_LOCK} in {timeout}s") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _in_ns(netns: str | None, *cmd: str) -> list[str]:
+    return ["nsenter", f"--net=/run/netns/{netns}", *cmd] if netns else list(cmd)
+
+
+def _nft(netns: str | None, script: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(_in_ns(netns, "nft", "-f", "-"), input=script, check=check, timeout=30)
+
+
+def _ns_path_valid(path: str) -> bool:
+    return path in _mounts_under(path) and _ns_inode(path) is not None
+
+
+def ensure_hostc() -> dict[str, str]:
+    """netns hostc: veth vc0 (10.213.10.1, here) <-> vc1 (10.213.10.2 and .3, in hostc), no
+    sshd, and a rule that drops every packet to .3. Idempotent; safe from several processes."""
+    with _extras_lock():
+        if os.path.exists(HOSTC_PATH) and not _ns_path_valid(HOSTC_PATH):
+            run(["ip", "netns", "del", HOSTC], check=False)
+            with contextlib.suppress(OSError):
+                os.unlink(HOSTC_PATH)
+        if not os.path.exists(HOSTC_PATH):
+            run(["ip", "netns", "add", HOSTC])
+        here = run(["ip", "link", "show", "dev", VETH_C_HOST], check=False).returncode == 0
+        there = run(_in_ns(HOSTC, "ip", "link", "show", "dev", VETH_C_NS),
+                    check=False).returncode == 0
+        if not (here and there):
+            run(["ip", "link", "del", VETH_C_HOST], check=False)
+            run(["ip", "link", "del", VETH_C_NS], check=False)
+            run(["ip", "link", "add", VETH_C_HOST, "type", "veth", "peer", "name", VETH_C_NS])
+            run(["ip", "link", "set", VETH_C_NS, "netns", HOSTC])
+        run(["ip", "addr", "replace", f"{HOSTC_GW}/24", "dev", VETH_C_HOST])
+        run(["ip", "link", "set", VETH_C_HOST, "up"])
+        for addr in (HOSTC_REFUSED, HOSTC_BLACKHOLE):
+            run(_in_ns(HOSTC, "ip", "addr", "replace", f"{addr}/24", "dev", VETH_C_NS))
+        run(_in_ns(HOSTC, "ip", "link", "set", VETH_C_NS, "up"))
+        run(_in_ns(HOSTC, "ip", "link", "set", "lo", "up"))
+        _nft(HOSTC, f"table inet {_NFT_BLACKHOLE}\ndelete table inet {_NFT_BLACKHOLE}\n"
+                    f"table inet {_NFT_BLACKHOLE} {{\n"
+                    "  chain input { type filter hook input priority 0; policy accept;\n"
+                    f"    ip daddr {HOSTC_BLACKHOLE} drop\n  }}\n}}\n")
+    return {"netns": HOSTC, "refused": HOSTC_REFUSED, "blackhole": HOSTC_BLACKHOLE}
+
+
+def remove_hostc() -> None:
+    """Stop what runs in hostc (side sshds of the tests), then remove it and its veth."""
+    with _extras_lock():
+        if os.path.exists(HOSTC_PATH) and _ns_path_valid(HOSTC_PATH):
+            for pid in _procs_in_netns(_ns_inode(HOSTC_PATH)):
+                stop_pid(pid, f"leftover in netns {HOSTC}: {' '.join(cmdline(pid)[:3])}", 5)
+        run(["ip", "link", "del", VETH_C_HOST], check=False)
+        if os.path.exists(HOSTC_PATH):
+            run(["ip", "netns", "del", HOSTC], check=False)
+
+
+@contextlib.contextmanager
+def drop_tcp_port(netns: str, port: int) -> Iterator[None]:
+    """Silently drop every TCP packet to and from ``port`` inside ``netns`` (both ways, so a
+    connection in place goes quiet, as on a dead link), then remove the rule."""
+    table = f"havsh_drop_{port}"
+    _nft(netns, f"table inet {table}\ndelete table inet {table}\n"
+                f"table inet {table} {{\n"
+                "  chain input { type filter hook input priority -10; policy accept;\n"
+                f"    tcp dport {port} drop\n  }}\n"
+                "  chain output { type filter hook output priority -10; policy accept;\n"
+                f"    tcp sport {port} drop\n  }}\n}}\n")
+    try:
+        yield
+    finally:
+        _nft(netns, f"delete table inet {table}\n", check=False)
+
+
+@contextlib.contextmanager
+def authorized_key(public_key_line: str) -> Iterator[None]:
+    """Let ``public_key_line`` log in to hosta and hostb (the testbed's authorized_keys, which
+    both sshds read), then take it out again, leaving every other line as it was."""
+    line = public_key_line.strip() + "\n"
+    with _extras_lock():
+        fd = os.open(AUTHORIZED_KEYS, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    try:
+        yield
+    finally:
+        with _extras_lock():
+            lines = AUTHORIZED_KEYS.read_text().splitlines(keepends=True)
+            if line in lines:
+                lines.remove(line)
+            tmp = AUTHORIZED_KEYS.with_name(AUTHORIZED_KEYS.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.writelines(lines)
+            os.replace(tmp, AUTHORIZED_KEYS)
+
+
+# A side sshd runs in a private mount namespace with a fresh /run: B's docker directory
+# moved in (docker="b", as for hostb's own sshd), or no Docker at all (docker="none"); and,
+# for a test user, a passwd/group with that user bound over /etc's (the machine's files
+# are not touched).
+_SIDE_SCRIPT = """\
+set -eu
+mount --make-rprivate /
+if [ -n "${DOCKER_DIR:-}" ]; then mount --bind "$DOCKER_DIR" "$STAGE"; fi
+mount -t tmpfs -o mode=0755,nosuid,nodev,size=16m havsh-side-run /run
+mkdir -p /run/sshd /run/lock
+chmod 1777 /run/lock
+: > /run/utmp
+if [ -n "${DOCKER_DIR:-}" ]; then
+  mkdir -p /run/docker-b
+  mount --move "$STAGE" /run/docker-b
+  ln -s /run/docker-b/docker.sock /run/docker.sock
+fi
+if [ -n "${PASSWD:-}" ]; then
+  mount --bind "$PASSWD" /etc/passwd
+  mount --bind "$GROUP" /etc/group
+fi
+exec "$SSHD" -f "$CONF" -E "$LOG"
+"""
+
+#: The user a side sshd can add (uid/gid 64999, not in group docker), for permission tests.
+SIDE_USER = "havshuser"
+SIDE_UID = 64999
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            kids.append(int(d))
+    return kids
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for kid in _children(todo.pop()):
+            out.append(kid)
+            todo.append(kid)
+    return out
+
+
+@dataclasses.dataclass
+class SideSshd:
+    """A private sshd for one test: its own host key, config, authorized_keys and log."""
+
+    name: str
+    netns: str | None
+    address: str
+    port: int
+    docker: str = "b"  # "b": engine B's socket at /var/run/docker.sock; "none": no Docker
+    log_level: str = "VERBOSE"
+    with_user: bool = False
+    #: Serve this host key (e.g. hostb's own) instead of the side sshd's generated one.
+    key_from: Path | None = None
+    pid: int | None = None
+
+    @property
+    def dir(self) -> Path:
+        return EXTRA_DIR / self.name
+
+    @property
+    def host_key(self) -> Path:
+        return self.key_from or self.dir / "ssh_host_ed25519_key"
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "sshd_config"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "sshd.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "sshd.log"
+
+    @property
+    def authorized_keys(self) -> Path:
+        return self.dir / "authorized_keys"
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+
+    def known_hosts_line(self) -> str:
+        kind, b64 = self.host_key.with_suffix(".pub").read_text().split()[:2]
+        return f"{self.known_hosts_name} {kind} {b64}\n"
+
+    def new_host_key(self) -> None:
+        """A freshly generated host key (takes effect at the next start)."""
+        self.key_from = None
+        for p in (self.host_key, self.host_key.with_suffix(".pub")):
+            p.unlink(missing_ok=True)
+        _keygen(self.host_key, f"havsh-side-{self.name}")
+
+    def restart(self) -> int:
+        """Stop (listener and connections) and start again, e.g. with a new host key."""
+        self.stop()
+        return self.start()
+
+    def _write(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        for p in (EXTRA_DIR, WORK):
+            os.chmod(p, 0o755)
+        if not self.host_key.exists():
+            _keygen(self.host_key, f"havsh-side-{self.name}")
+        # 0644: sshd reads it as the user who logs in (root, or the test user).
+        keys = AUTHORIZED_KEYS.read_text()
+        _write_if_changed(self.authorized_keys, keys, 0o644)
+        os.chmod(self.authorized_keys, 0o644)
+        self.config.write_text(f"""\
+# havsh side sshd {self.name} (tests/infra/testbed.py, fault-test extras)
+Port {self.port}
+ListenAddress {self.address}
+HostKey {self.host_key}
+PidFile {self.pidfile}
+AuthorizedKeysFile {self.authorized_keys}
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+AuthenticationMethods publickey
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitEmptyPasswords no
+UsePAM no
+AllowStreamLocalForwarding yes
+AllowTcpForwarding yes
+X11Forwarding no
+PrintMotd no
+UseDNS no
+MaxStartups 50:30:100
+MaxSessions 50
+Subsystem sftp internal-sftp
+LogLevel {self.log_level}
+""")
+        if self.with_user:
+            passwd = Path("/etc/passwd").read_text()
+            group = Path("/etc/group").read_text()
+            if not passwd.endswith("\n"):
+                passwd += "\n"
+            if not group.endswith("\n"):
+                group += "\n"
+            (self.dir / "passwd").write_text(
+                passwd + f"{SIDE_USER}:x:{SIDE_UID}:{SIDE_UID}:havsh test user:/tmp:/bin/sh\n")
+            (self.dir / "group").write_text(group + f"{SIDE_USER}:x:{SIDE_UID}:\n")
+
+    def start(self) -> int:
+        self._write()
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        run([SSHD, "-t", "-f", str(self.config)])
+        self.pidfile.unlink(missing_ok=True)
+        self.log.unlink(missing_ok=True)
+        stage = self.dir / "stage"
+        stage.mkdir(exist_ok=True)
+        env = dict(os.environ, STAGE=str(stage), SSHD=SSHD, CONF=str(self.config),
+                   LOG=str(self.log), DOCKER_DIR=str(B_RUN) if self.docker == "b" else "")
+        if self.with_user:
+            env.update(PASSWD=str(self.dir / "passwd"), GROUP=str(self.dir / "group"))
+        run(_in_ns(self.netns, "unshare", "--mount", "--propagation", "private",
+                   "sh", "-c", _SIDE_SCRIPT), env=env)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            pid = _read_pid(self.pidfile)
+            if _is_proc(pid, "sshd", str(self.config)) and _port_open(self.address, self.port):
+                self.pid = pid
+                return pid  # type: ignore[return-value]
+            time.sleep(0.05)
+        raise TestbedError(f"side sshd {self.name} did not start:\n{_tail(self.log)}")
+
+    def sessions(self) -> list[int]:
+        """The per-connection processes of this sshd (and what runs under them)."""
+        return _descendants(self.pid) if self.pid else []
+
+    def kill_sessions(self) -> list[int]:
+        """SIGKILL every connection of this sshd: clients see their connection reset."""
+        pids = self.sessions()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            _reap(pid)
+        return pids
+
+    def stop(self) -> None:
+        """Stop the listener and its connections (all PIDs this sshd started)."""
+        if self.pid is None:
+            self.pid = _read_pid(self.pidfile)
+            if not _is_proc(self.pid, "sshd", str(self.config)):
+                self.pid = None
+        if self.pid is not None:
+            self.kill_sessions()
+            stop_pid(self.pid, f"side sshd {self.name}", timeout=10)
+        self.pid = None
+        self.pidfile.unlink(missing_ok=True)
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def side_sshd(name: str, *, netns: str | None = NETNS, address: str = ADDR_B, port: int,
+              docker: str = "b", log_level: str = "VERBOSE", with_user: bool = False,
+              key_from: Path | None = None) -> SideSshd:
+    """Start a side sshd (by default inside hostb, reaching engine B) and return it; the
+    caller stops it with ``.stop()``. It serves a freshly generated host key, or
+    ``key_from`` (``SSHD_B.host_key`` makes it present host B's own key)."""
+    s = SideSshd(name, netns, address, port, docker, log_level, with_user, key_from)
+    s.dir.mkdir(parents=True, exist_ok=True)
+    old = _read_pid(s.pidfile)
+    if _is_proc(old, "sshd", str(s.config)):
+        s.pid = old
+        s.stop()  # a leftover of a crashed run of the same test
+    if key_from is None:
+        s.new_host_key()
+        s.key_from = None
+    s.start()
+    return s
+
+
+def down_extras() -> None:
+    """Stop every side sshd still running, and remove hostc (called by `down`)."""
+    if EXTRA_DIR.is_dir():
+        for d in EXTRA_DIR.iterdir():
+            pid = _read_pid(d / "sshd.pid")
+            if _is_proc(pid, "sshd", str(d / "sshd_config")):
+                for kid in _descendants(pid):  # type: ignore[arg-type]
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(kid, signal.SIGKILL)
+                stop_pid(pid, f"side sshd {d.name}", timeout=10)
+    if os.path.exists(HOSTC_PATH) or run(["ip", "link", "show", "dev", VETH_C_HOST],
+                                         check=False).returncode == 0:
+        remove_hostc()
 
 
 if __name__ == "__main__":
