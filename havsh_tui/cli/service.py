@@ -33,6 +33,7 @@ def service_json(s) -> dict:
         "odoo_version": s.odoo_version,
         "image": s.image,
         "url": s.url or None,
+        "hostnames": list(s.hostnames),
         "database": s.database,
         "source": s.source,
         "source_host": s.source_host,
@@ -173,8 +174,8 @@ def service_show(ctx: Context, name) -> None:
     for k, v in d.items():
         if k in ("steps", "config"):
             continue
-        if v not in (None, ""):
-            click.echo(f"{k:<14} {v}")
+        if v not in (None, "", []):
+            click.echo(f"{k:<14} {', '.join(v) if isinstance(v, list) else v}")
     if s.config:
         click.echo("config         " + ", ".join(f"{k}={v}" for k, v in s.config.items()))
     if s.steps:
@@ -267,4 +268,65 @@ def service_copy(ctx: Context, source, new, host, neutralize, image, verbose) ->
         click.echo(dumps({"event": "result", "service": service_json(copied)}))
     else:
         click.echo(f"copied {src.name}@{src.host} to {copied.name}@{copied.host}")
+
+
+def _browser_available() -> bool:
+    """A graphical browser can open: macOS, Windows, or a display. Without one, Python's
+    webbrowser would start a text browser in this terminal, which we never want."""
+    import os
+    import sys
+
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+@service.command("open")
+@click.argument("name")
+@click.option("--port", type=click.IntRange(0, 65535), default=0,
+              help="Local port (default: a free one).")
+@click.option("--no-browser", is_flag=True, help="Only print the URL.")
+@json_option
+def service_open(ctx: Context, name, port, no_browser) -> None:
+    """Reach a service through an SSH tunnel: a local port forwarded to its Odoo (8069).
+
+    Prints the URL, opens a browser where there is one, and runs until Ctrl-C.
+    """
+    import signal
+    import webbrowser
+
+    from havsh_tui.ops.proxy import open_tunnel
+
+    s = resolve_service(ctx, name)
+    session = ctx.pool.session(ctx.inventory.get_host(s.host))
+    tunnel = open_tunnel(session, s, port=port)
+
+    def stop(_signum, _frame) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        url = tunnel.url
+        emit(ctx, {"event": "listening", "service": s.name, "host": s.host, "url": url,
+                   "proxy_url": s.url or None},
+             f"{s.name} on {s.host}: {url}  (an SSH tunnel; Ctrl-C to stop)"
+             + (f"\n  through the proxy: {s.url}" if s.url else ""))
+        if not no_browser and not ctx.json and _browser_available():
+            try:
+                webbrowser.open(url)
+            except webbrowser.Error:
+                pass
+        # Each new connection opens its channel through session.ssh, which reconnects
+        # after a drop, so the tunnel outlives a flaky network.
+        while not tunnel.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        tunnel.close()
+        signal.signal(signal.SIGTERM, previous)
+    emit(ctx, {"event": "closed", "connections": tunnel.connections},
+         f"closed ({tunnel.connections} connection(s) served)")
+
+
 COMMANDS = [service]

@@ -144,6 +144,8 @@ class Host:
     proxy_image: str = "caddy:2"
     base_domain: str | None = None
     tls: str = "acme"
+    #: The address havsh-proxy publishes 80 and 443 on (an IP address of the host).
+    proxy_bind: str = "0.0.0.0"
     created_at: datetime = field(default_factory=utcnow)
 
     @property
@@ -176,6 +178,8 @@ class Service:
     status: ServiceStatus = ServiceStatus.UNKNOWN
     database: str = ""
     url: str = ""
+    #: Custom hostnames (a cache of the host proxy's routes.json; the first is primary).
+    hostnames: list[str] = field(default_factory=list)
     #: For copies and previews: the source's slug (label sh.hav.source).
     source: str | None = None
     #: For copies and previews: the source's host, and when its snapshot was taken.

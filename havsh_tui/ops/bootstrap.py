@@ -1,4 +1,4 @@
-"""Bootstrap a host: the ``havsh`` network and the ``havsh-postgres`` container.
+"""Bootstrap a host: the ``havsh`` network, ``havsh-postgres`` and ``havsh-proxy`` (ops/proxy.py).
 
 It creates what is missing and changes nothing that is already right, so a second run is a
 no-op and says so. The superuser password is generated once and kept in the secrets store;
@@ -173,7 +173,7 @@ def wait_postgres_ready(client: docker.DockerClient, reporter: Reporter, timeout
 
 def bootstrap_host(session, secret_store, reporter: Reporter | None = None,
                    audit=None) -> BootstrapResult:
-    """Create the network and the PostgreSQL container on a host, where missing."""
+    """Create the network, the PostgreSQL container and the proxy on a host, where missing."""
     reporter = reporter or NullReporter()
     client = session.docker()
     result = BootstrapResult(host=session.host.name)
@@ -183,6 +183,11 @@ def bootstrap_host(session, secret_store, reporter: Reporter | None = None,
     reporter.step("postgres", "running")
     ensure_postgres(client, session.host, secret_store, result, reporter, audit)
     reporter.step("postgres", "done")
+    from havsh_tui.ops.proxy import ensure_proxy
+
+    reporter.step("proxy", "running", session.host.proxy_image)
+    ensure_proxy(client, session.host, result, reporter, audit)
+    reporter.step("proxy", "done")
     return result
 
 

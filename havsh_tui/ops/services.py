@@ -17,7 +17,7 @@ import docker.errors
 from havsh_tui.core import names
 from havsh_tui.core.model import Service, ServiceStatus, ServiceType, Step, utcnow
 from havsh_tui.core.secrets import generate_password
-from havsh_tui.ops import odoo
+from havsh_tui.ops import odoo, proxy
 from havsh_tui.ops.bootstrap import bootstrap_host, psql
 from havsh_tui.ops.hosts import OpsError
 from havsh_tui.ops.images import ensure_image
@@ -321,6 +321,7 @@ def remove_service_objects(client, slug: str) -> list[str]:
             removed.append(f"volume {vol}")
         except docker.errors.NotFound:
             pass
+    removed += proxy.detach_service(client, slug)
     return removed
 
 
@@ -330,8 +331,13 @@ def set_admin_password(client, service: Service, password: str) -> None:
          variables={"hash": odoo.pbkdf2_sha512_hash(password)})
 
 
-def create_server_container(client, service: Service, db_password: str, conf: str) -> str:
+def create_server_container(client, service: Service, db_password: str, conf: str,
+                            reporter: Reporter | None = None, *, fresh: bool = False) -> str:
+    """The service's server container, behind the host's proxy: ``proxy_mode = True`` in
+    its odoo.conf, its route added and ``service.url`` set (ops/proxy.py). ``fresh``: a new
+    service, which inherits nothing a deleted namesake left in the proxy."""
     cname = names.container_name(service.name)
+    conf = proxy.with_proxy_mode(conf)
     cid = client.api.create_container(
         service.image, name=cname, labels=service_labels(service),
         environment=service_env(service, db_password),
@@ -340,6 +346,7 @@ def create_server_container(client, service: Service, db_password: str, conf: st
         ports=[odoo.HTTP_PORT, odoo.WS_PORT],
     )["Id"]
     client.api.put_archive(cid, "/etc/odoo", odoo.conf_tar(conf))
+    proxy.attach_service(client, service, reporter, fresh=fresh)
     return cid
 
 
@@ -423,7 +430,8 @@ def create_service(inventory, secret_store, pool, spec: CreateSpec,
                                                 reporter), " ".join(init_args))
         steps.run("admin password", lambda: set_admin_password(client, service, admin_password))
         cid = steps.run("container", lambda: create_server_container(
-            client, service, db_password, conf), names.container_name(spec.name))
+            client, service, db_password, conf, reporter, fresh=True),
+            names.container_name(spec.name))
         service.container_id = cid
         steps.run("start", lambda: client.api.start(cid))
         steps.run("health", lambda: wait_healthy(session, service, reporter))
@@ -477,7 +485,8 @@ def _container(session, service: Service) -> str:
     return names.container_name(service.name)
 
 
-def start_service(inventory, pool, service: Service, audit=None) -> Service:
+def start_service(inventory, pool, service: Service, audit=None,
+                  reporter: Reporter | None = None) -> Service:
     session = pool.session(inventory.get_host(service.host))
     try:
         session.docker().api.start(_container(session, service))
@@ -486,7 +495,10 @@ def start_service(inventory, pool, service: Service, audit=None) -> Service:
                        "(status Missing); `havsh rescan` to refresh") from None
     if audit:
         audit.append(service.host, "service.start", service.name, "ok")
-    return inventory.update_service(service.host, service.name, status=ServiceStatus.RUNNING)
+    # Its platform route comes with the start (a base domain set while it was stopped).
+    proxy.attach_service(session.docker(), service, reporter)
+    return inventory.update_service(service.host, service.name, status=ServiceStatus.RUNNING,
+                                    url=service.url, hostnames=list(service.hostnames))
 
 
 def stop_service(inventory, pool, service: Service, audit=None) -> Service:

@@ -33,8 +33,11 @@ def ssh_opts(havsh_paths):
 
 
 def _host(th, name: str, *, postgres: str, odoo: str) -> Host:
+    # The proxy (ops/proxy.py): the test Caddy image, published only on the test host's own
+    # address (127.0.0.1 on A, 10.213.9.2 on B), and Caddy's internal CA: no ACME here.
     return Host(name=name, address=th.address, port=th.port, user=th.user,
-                identity_file=str(th.client_key), postgres_image=postgres, odoo_image=odoo)
+                identity_file=str(th.client_key), postgres_image=postgres, odoo_image=odoo,
+                proxy_image="havsh-test/caddy:2", proxy_bind=th.address, tls="internal")
 
 
 @pytest.fixture
