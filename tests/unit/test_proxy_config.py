@@ -193,3 +193,29 @@ def test_model_fields_roundtrip():
     old = to_dict(s)
     del old["hostnames"]  # a record written before hostnames existed
     assert from_dict(Service, old).hostnames == []
+
+
+def _attrs(image="caddy:2", cmd=None, bind="0.0.0.0", mounts=None):
+    return {
+        "Config": {"Image": image, "Cmd": cmd if cmd is not None else list(proxy.COMMAND)},
+        "HostConfig": {"PortBindings": {
+            "80/tcp": [{"HostIp": bind, "HostPort": "80"}],
+            "443/tcp": [{"HostIp": bind, "HostPort": "443"}],
+            "443/udp": [{"HostIp": bind, "HostPort": "443"}]}},
+        "Mounts": mounts if mounts is not None else [
+            {"Destination": "/data", "Name": proxy.DATA_VOLUME},
+            {"Destination": "/config", "Name": proxy.CONFIG_VOLUME}],
+    }
+
+
+def test_an_existing_proxy_is_kept_only_when_it_matches_the_host_settings():
+    host = Host("h1", "10.0.0.1")  # caddy:2 on 0.0.0.0
+    assert proxy._mismatch(_attrs(), host) is None
+    # Docker may report the any-address as "": the same binding.
+    assert proxy._mismatch(_attrs(bind=""), host) is None
+    assert "image" in proxy._mismatch(_attrs(image="caddy:2.7"), host)
+    assert "command" in proxy._mismatch(_attrs(cmd=["caddy", "run"]), host)
+    assert "ports" in proxy._mismatch(_attrs(bind="127.0.0.1"), host)
+    assert proxy._mismatch(_attrs(bind="127.0.0.1"),
+                           Host("h1", "10.0.0.1", proxy_bind="127.0.0.1")) is None
+    assert proxy._mismatch(_attrs(mounts=[]), host) == "volumes"
