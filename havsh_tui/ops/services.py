@@ -533,10 +533,16 @@ def require_typed_name(service: Service, confirm_name: str | None, action: str) 
 
 def delete_service(inventory, secret_store, pool, service: Service, *,
                    confirm_name: str | None = None, reporter: Reporter | None = None,
-                   audit=None) -> list[str]:
-    """Remove the container, database, role and volume. Live needs its name typed."""
+                   audit=None, backup_offer: Callable[[Service], object] | None = None,
+                   ) -> list[str]:
+    """Remove the container, database, role and volume. Live needs its name typed.
+
+    ``backup_offer`` (see ops.backup.backup_offer) runs first, when the user accepted the
+    backup the delete dialog offers; if it raises, nothing is removed."""
     reporter = reporter or NullReporter()
     require_typed_name(service, confirm_name, "delete")
+    if backup_offer is not None:
+        backup_offer(service)
     session = pool.session(inventory.get_host(service.host))
     inventory.update_service(service.host, service.name, status=ServiceStatus.DESTROYING)
     try:

@@ -1,0 +1,145 @@
+#!/bin/sh
+# One backup of one service: an Odoo-format zip (see lib.sh), its sha256 and a sidecar JSON.
+#
+#   backup.sh MODE OUTDIR SERVICE DB ODOO_VERSION KIND FORMAT COMPRESSION FSDIR KEEP HOST TYPE
+#
+# MODE         dir: write OUTDIR/SERVICE/ID.zip and ID.json (the sidecar, also printed on
+#              stdout as "RESULT {...}"); stream: build the zip in this container's /tmp,
+#              then print on stdout a line "RESULT {...}" followed by the zip.
+# KIND         manual, scheduled or safety. Only scheduled backups are rotated: KEEP > 0
+#              keeps that many of them in OUTDIR/SERVICE after a successful one.
+# FORMAT       zip (dump.sql, what Odoo restores) or custom (dump.dump, pg_dump -Fc: havsh only)
+# COMPRESSION  deflate or store (for the dump; filestore files are always stored)
+# FSDIR        the service's filestore (.../filestore/DB), read-only; may be missing
+# The connection to PostgreSQL comes from PGHOST, PGPORT, PGUSER and PGPASSWORD.
+# A failure removes the partial file, says why on stderr and exits non-zero; nothing that
+# existed before is ever deleted to make room.
+. "$(dirname "$0")/lib.sh"
+
+[ $# -eq 12 ] || hv_die "usage: backup.sh MODE OUTDIR SERVICE DB VERSION KIND FORMAT COMPRESSION FSDIR KEEP HOST TYPE"
+MODE=$1 OUTDIR=$2 SERVICE=$3 DB=$4 VERSION=$5 KIND=$6 FORMAT=$7 COMPRESSION=$8 FSDIR=$9
+KEEP=${10} HOSTNAME_=${11} STYPE=${12}
+
+hv_slug() { case $1 in ''|*[!a-z0-9-]*|-*) return 1;; esac; return 0; }
+hv_slug "$SERVICE" || hv_die "bad service name"
+case $DB in ''|*[!a-z0-9_]*) hv_die "bad database name";; esac
+case $VERSION in ''|*[!0-9a-z.~+-]*) hv_die "bad Odoo version";; esac
+case $KIND in manual|scheduled|safety) ;; *) hv_die "bad kind $KIND";; esac
+case $FORMAT in zip|custom) ;; *) hv_die "bad format $FORMAT";; esac
+case $COMPRESSION in deflate|store) ;; *) hv_die "bad compression $COMPRESSION";; esac
+case $KEEP in ''|*[!0-9]*) hv_die "bad keep count";; esac
+case $HOSTNAME_ in ''|*[!a-z0-9.-]*) hv_die "bad host name";; esac
+case $STYPE in ''|*[!a-z]*) hv_die "bad service type";; esac
+case $MODE in dir|stream) ;; *) hv_die "bad mode $MODE";; esac
+
+STAMP=$(date -u '+%Y%m%dT%H%M%SZ')
+CREATED=$(date -u '+%Y-%m-%dT%H:%M:%SZ')
+RAND=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+ID=${SERVICE}_${STAMP}_${KIND}_${RAND}
+TMP=$(mktemp -d /tmp/havsh-backup.XXXXXX) || hv_die "mktemp failed"
+DONE=0
+PARTIAL=
+TICKER=
+
+cleanup() {
+  [ -n "$TICKER" ] && kill "$TICKER" 2> /dev/null
+  if [ "$DONE" != 1 ] && [ -n "$PARTIAL" ]; then rm -f "$PARTIAL"; fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT HUP
+
+if [ "$MODE" = dir ]; then
+  DIR=$OUTDIR/$SERVICE
+  mkdir -p "$DIR" || hv_die "cannot create $DIR"
+  PARTIAL=$DIR/.$ID.zip.partial
+else
+  DIR=$TMP
+  PARTIAL=$TMP/$ID.zip
+fi
+
+psql_q() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
+
+exists=$(psql_q -d postgres -v db="$DB" <<'SQL'
+SELECT 1 FROM pg_database WHERE datname = :'db';
+SQL
+) || hv_die "cannot reach PostgreSQL at ${PGHOST:-?}"
+[ "$exists" = 1 ] || hv_die "database $DB does not exist"
+
+# Odoo's manifest (odoo/service/db.py dump_db_manifest): the version comes from the base
+# module when the database says it, else from havsh's record of the service.
+psql_q -d "$DB" -v version="$VERSION" > "$TMP/manifest.base" <<'SQL' || hv_die "cannot read the modules of $DB (is it an Odoo database?)"
+WITH v AS (
+  SELECT coalesce((SELECT substring(latest_version from '^((?:saas~)?[0-9]+\.[0-9]+)')
+                   FROM ir_module_module WHERE name = 'base'), :'version') AS version
+), n AS (SELECT current_setting('server_version_num')::int AS num)
+SELECT json_build_object(
+  'odoo_dump', '1',
+  'db_name', current_database(),
+  'version', v.version,
+  'version_info', json_build_array(
+      coalesce(substring(v.version from '([0-9]+)\.')::int, 0),
+      coalesce(substring(v.version from '[0-9]+\.([0-9]+)')::int, 0), 0, 'final', 0, ''),
+  'major_version', v.version,
+  'pg_version', (n.num / 10000)::text || '.' || (n.num / 100 % 100)::text,
+  'modules', coalesce((SELECT json_object_agg(name, latest_version ORDER BY name)
+                       FROM ir_module_module WHERE state = 'installed'), '{}'::json)
+)::text
+FROM v, n;
+SQL
+MANIFEST=$(cat "$TMP/manifest.base")
+ODOO_VERSION=$(printf '%s' "$MANIFEST" | sed -n 's/.*"version" : "\([^"]*\)".*/\1/p' | head -n 1)
+PG_VERSION=$(printf '%s' "$MANIFEST" | sed -n 's/.*"pg_version" : "\([^"]*\)".*/\1/p' | head -n 1)
+[ -n "$ODOO_VERSION" ] || ODOO_VERSION=$VERSION
+
+hv_log "backing up $DB to $DIR ($FORMAT, $COMPRESSION)"
+zip_begin "$PARTIAL" "$TMP"
+(while sleep 2; do printf 'P %s\n' "$(wc -c < "$PARTIAL" 2> /dev/null)" >&2; done) &
+TICKER=$!
+if [ "$FORMAT" = zip ]; then
+  zip_add_stream dump.sql "$COMPRESSION" pg_dump --no-owner "$DB"
+else
+  zip_add_stream dump.dump "$COMPRESSION" pg_dump -Fc -Z 0 --no-owner "$DB"
+fi
+DUMP_BYTES=$(awk 'NR == 1 {print $3}' "$TMP/cd")
+kill "$TICKER" 2> /dev/null; TICKER=
+HV_PROGRESS=$HV_OFF
+printf 'P %s\n' "$HV_PROGRESS" >&2
+zip_add_filestore "$FSDIR"
+printf '%s, "havsh": {"format": "%s", "compression": "%s", "service": "%s", "host": "%s", "type": "%s", "kind": "%s", "created_at": "%s", "files": %s, "filestore_bytes": %s, "filestore_tar": {"offset": %s, "length": %s, "files": %s}}}\n' \
+  "${MANIFEST%\}}" "$FORMAT" "$COMPRESSION" "$SERVICE" "$HOSTNAME_" "$STYPE" "$KIND" "$CREATED" \
+  "$HV_FILES" "$HV_FSBYTES" "$HV_T0" "$HV_TLEN" "$HV_TFILES" > "$TMP/manifest.json" \
+  || hv_die "cannot write the manifest"
+zip_add_file manifest.json "$TMP/manifest.json"
+zip_finish
+hv_sha256 "$PARTIAL"
+SIZE=$(wc -c < "$PARTIAL")
+RESULT=$(printf '{"havsh_backup": 1, "id": "%s", "file": "%s.zip", "service": "%s", "host": "%s", "service_type": "%s", "database": "%s", "kind": "%s", "format": "%s", "compression": "%s", "created_at": "%s", "size": %s, "sha256": "%s", "odoo_version": "%s", "pg_version": "%s", "files": %s, "filestore_bytes": %s, "dump_bytes": %s}' \
+  "$ID" "$ID" "$SERVICE" "$HOSTNAME_" "$STYPE" "$DB" "$KIND" "$FORMAT" "$COMPRESSION" "$CREATED" \
+  "$SIZE" "$HV_SHA" "$ODOO_VERSION" "$PG_VERSION" "$HV_FILES" "$HV_FSBYTES" "${DUMP_BYTES:-0}")
+
+if [ "$MODE" = stream ]; then
+  printf 'RESULT %s\n' "$RESULT"
+  cat "$PARTIAL" || exit 1
+  DONE=1
+  exit 0
+fi
+
+mv "$PARTIAL" "$DIR/$ID.zip" || hv_die "cannot rename the backup into place"
+DONE=1
+printf '%s\n' "$RESULT" > "$DIR/.$ID.json.tmp" && mv "$DIR/.$ID.json.tmp" "$DIR/$ID.json" || {
+  rm -f "$DIR/.$ID.json.tmp" "$DIR/$ID.zip"
+  hv_write_failed "the sidecar $ID.json"
+}
+printf 'RESULT %s\n' "$RESULT"
+
+# Retention: only scheduled backups, only after a good one, never more than asked.
+if [ "$KIND" = scheduled ] && [ "$KEEP" -gt 0 ]; then
+  (cd "$DIR" && ls) | grep -E "^${SERVICE}_[0-9]{8}T[0-9]{6}Z_scheduled_[0-9a-f]+\\.json\$" | sort \
+    | awk -v keep="$KEEP" '{ a[NR] = $0 } END { for (i = 1; i <= NR - keep; i++) print a[i] }' \
+    | while read -r old; do
+        rm -f "$DIR/$old" && rm -f "$DIR/${old%.json}.zip" && hv_log "rotated ${old%.json}"
+      done
+fi
+exit 0
