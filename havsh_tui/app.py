@@ -11,7 +11,8 @@ from typing import Any, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
+from textual.worker import Worker, WorkerState
 
 from havsh_tui.commands import HavshCommands
 from havsh_tui.core.inventory import InventoryError, open_inventory
@@ -19,6 +20,9 @@ from havsh_tui.core.paths import AppPaths
 from havsh_tui.core.settings import Settings, SettingsError, load_settings
 from havsh_tui.screens.dashboard import DashboardScreen
 from havsh_tui.screens.help import HelpScreen
+from havsh_tui.screens.hosts import HostsScreen
+from havsh_tui.screens.logs import LogsScreen
+from havsh_tui.workers import HostPoller, describe_error
 
 Clock = Callable[[], datetime]
 
@@ -40,12 +44,19 @@ class HavshApp(App[int]):
     """havsh's TUI. Build it with :func:`make_app`."""
 
     TITLE = "havsh"
-    CSS_PATH = [styles_dir() / "havsh.tcss"]
+    CSS_PATH = [
+        styles_dir() / "havsh.tcss",
+        styles_dir() / "hosts.tcss",
+        styles_dir() / "services.tcss",
+        styles_dir() / "logs.tcss",
+    ]
 
     # Top-level sections are modes, each with its own screen stack. Adding one is a line
     # here: "hosts": HostsScreen, "previews": PreviewsScreen, "logs": LogsScreen.
     MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
         "services": DashboardScreen,
+        "hosts": HostsScreen,
+        "logs": LogsScreen,
     }
     DEFAULT_MODE: ClassVar[str] = "services"
 
@@ -55,6 +66,10 @@ class HavshApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", id="help"),
+        # Sections: a digit each, and ":" to type one (k9s). Listed by "?", not the footer.
+        Binding("1", "switch_section('services')", "Services", id="section-services", show=False),
+        Binding("2", "switch_section('hosts')", "Hosts", id="section-hosts", show=False),
+        Binding("colon", "jump", "Jump to section", id="section-jump", show=False),
         Binding(
             "ctrl+p",
             "command_palette",
@@ -79,8 +94,10 @@ class HavshApp(App[int]):
         self.paths = paths
         self.settings = settings
         self.inventory = inventory
-        #: The per-host SSH connection pool (remote/); None until a screen needs a host.
+        #: The per-host SSH connection pool (remote/); make_app always gives one.
         self.pool = pool
+        #: Polls every host on its own schedule, once a screen subscribes (workers.py).
+        self.poller = HostPoller(self)
         #: "Now" for ages and timestamps; tests freeze it so snapshots are stable.
         self.clock = clock
         if settings.keymap:
@@ -100,6 +117,61 @@ class HavshApp(App[int]):
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(HelpScreen(self.screen))
+
+    # -- sections -----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("switch_section", "jump") and isinstance(self.screen, ModalScreen):
+            # Switching under an open dialog would hide it in another section's stack.
+            return False
+        return True
+
+    def action_switch_section(self, section: str) -> None:
+        if section in self.MODES and section != self.current_mode:
+            self.switch_mode(section)
+
+    def action_open_logs(self, service: Any = None) -> None:
+        """Go to the logs section; with a service (a Service, "name" or "host/name"),
+        follow it there in a pane, or focus the pane it has. The dashboard binds L here."""
+        self.switch_mode("logs")
+        if service is not None:
+            screen = self.get_screen_stack("logs")[0]
+            if isinstance(screen, LogsScreen):
+                screen.open_service(service)
+
+    def action_jump(self) -> None:
+        from havsh_tui.dialogs.jump import JumpDialog
+
+        def go(section: str | None) -> None:
+            if section is not None:
+                self.action_switch_section(section)
+
+        self.push_screen(JumpDialog(list(self.MODES)), go)
+
+    # -- the one place where a worker's failure meets the user --------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that failed: say what went wrong, in the words of the layer that knew.
+
+        Worker.StateChanged does not bubble, so this sees the workers run on the app:
+        screens start their operations with ``self.app.run_worker(...,
+        exit_on_error=False)`` (without it Textual would quit the app on the error).
+        RemoteError and OpsError messages are written for users and are shown as they are;
+        anything else is a bug, shown with its type, and logged with its traceback.
+        """
+        if event.state is not WorkerState.ERROR:
+            return
+        worker = event.worker
+        error = worker.error
+        if error is None:
+            return
+        self.log.error(f"worker {worker.name!r} failed", error)
+        self.notify(
+            describe_error(error),
+            title=f"{worker.name or 'A task'} failed",
+            severity="error",
+            timeout=20,
+        )
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         # Textual's own Quit and Keys duplicate "app: Quit" and "app: Help"; keep the rest
@@ -129,6 +201,17 @@ def make_app(
         settings = load_settings(paths)
     if inventory is None:
         inventory = open_inventory(paths)
+    if pool is None:
+        from havsh_tui.remote.hosts import HostPool, SSHOptions
+
+        # No connection is opened here: sessions connect on first use, from workers.
+        pool = HostPool(
+            SSHOptions.default(
+                paths.known_hosts,
+                connect_timeout=settings.ssh_connect_timeout,
+                command_timeout=settings.ssh_command_timeout,
+            )
+        )
     return HavshApp(paths, settings, inventory, pool=pool, clock=clock or _utcnow)
 
 
