@@ -12,18 +12,21 @@ How it is configured: a generated Caddyfile, then ``caddy reload``
     ``/config/havsh/Caddyfile`` (generated from it and from the service containers that
     exist). The container runs ``caddy run --config /config/havsh/Caddyfile --adapter
     caddyfile``, so a re-created container (a new image) keeps its routes and certificates.
-    A change writes both files with put_archive and runs ``caddy reload`` inside the
-    container: the reload goes through Caddy's admin API on the container's own
-    localhost:2019, is graceful (no restart, open connections finish) and is refused, with
-    the files rolled back, if the new config does not load. We use the ``caddy`` binary
-    rather than curl or wget because every Caddy image has it, whatever else it has. Nothing
-    here is meant to be edited by hand: the files say so.
+    A change writes both files and runs ``caddy reload`` inside the container: the reload
+    goes through Caddy's admin API on the container's own localhost:2019, is graceful (no
+    restart, open connections finish) and is refused, with the files rolled back, if the
+    new config does not load. We use the ``caddy`` binary rather than curl or wget because
+    every Caddy image has it, whatever else it has. Nothing here is meant to be edited by
+    hand: the files say so.
 
 Who may change them at once
     Two havsh processes (two laptops, or two tests) may change one host's routes at the same
     time, so every read-modify-write holds a lock on the host: a directory made with mkdir
     in the config volume (atomic), holding a token file; a lock older than a minute is
-    taken as left by a killed process and broken.
+    taken as left by a killed process and broken. A change is two docker execs of constant
+    scripts: one takes the lock and prints both files; the other gets the new files as a
+    tar on its stdin, writes them, reloads Caddy, puts the old files back if Caddy refuses
+    them, and releases the lock. A look that finds nothing to change takes no lock.
 
 Which routes exist
     Every service container (label ``sh.hav.role=odoo``) gets its platform hostname
@@ -80,7 +83,6 @@ CADDYFILE = f"{HAVSH_DIR}/Caddyfile"
 STATE_FILE = f"{HAVSH_DIR}/routes.json"
 LOCK_DIR = f"{HAVSH_DIR}/lock"
 COMMAND = ["caddy", "run", "--config", CADDYFILE, "--adapter", "caddyfile"]
-RELOAD = ["caddy", "reload", "--config", CADDYFILE, "--adapter", "caddyfile"]
 
 HTTP_PORT = 8069  # ops/odoo.py HTTP_PORT / WS_PORT (not imported: no cycle with services)
 WS_PORT = 8072
@@ -90,15 +92,66 @@ STATE_FORMAT = 1
 LOCK_STALE_SECONDS = 60
 LOCK_WAIT_SECONDS = 90.0
 
-#: Constant scripts; values come in as "$1", "$2" (never pasted in).
-#: Take the lock: 0 taken, 3 taken over from a stale holder, 1 busy.
-_LOCK_SCRIPT = (
-    'mkdir "$1" 2>/dev/null && : > "$1/$2" && exit 0; '
-    't=$(stat -c %Y "$1" 2>/dev/null) || exit 1; now=$(date +%s); '
-    'if [ $((now - t)) -gt "$3" ]; then rm -rf "$1"; '
-    'mkdir "$1" 2>/dev/null && : > "$1/$2" && exit 3; fi; exit 1'
-)
-#: Release it, only if it is still ours.
+#: Constant scripts, run with `sh -c SCRIPT sh ARGS...`: values come in as "$1", "$2"...
+#: and are never pasted in. They use only sh, mkdir, stat, date, cat, cp, mv, rm, tar and
+#: caddy, which Caddy's Alpine image (busybox) and a Debian one both have.
+#:
+#: Lock (when $3 is a token; "-" reads without locking) and print both files:
+#: "R" + routes.json (if it exists), NUL, "C" + Caddyfile (if it exists).
+#: Exit 0: done (locked), 3: locked after breaking a stale lock, 1: busy.
+#: $1 config dir, $2 lock dir, $3 token or -, $4 stale age in seconds.
+_LOCK_READ_SCRIPT = r"""exec 2>/dev/null
+rc=0
+if [ "$3" != - ]; then
+  if mkdir "$2" && : > "$2/$3"; then rc=0
+  else
+    t=$(stat -c %Y "$2") || exit 1
+    now=$(date +%s)
+    [ $((now - t)) -gt "$4" ] || exit 1
+    rm -rf "$2"
+    if mkdir "$2" && : > "$2/$3"; then rc=3; else exit 1; fi
+  fi
+fi
+if [ -f "$1/routes.json" ]; then printf R; cat "$1/routes.json"; fi
+printf '\0'
+if [ -f "$1/Caddyfile" ]; then printf C; cat "$1/Caddyfile"; fi
+exit $rc
+"""
+#: Write the files from a tar on stdin, `caddy reload` them ($4 = 1), put the old ones back
+#: if Caddy refuses, then release the lock. A new container's admin API may need a moment.
+#: $1 config dir, $2 lock dir, $3 token, $4 reload (1 or 0). Exit: caddy's, or 2 (tar).
+_WRITE_RELOAD_SCRIPT = r"""exec 2>&1
+d=$1
+for f in routes.json Caddyfile; do
+  if [ -f "$d/$f" ]; then cp -p "$d/$f" "$d/.$f.prev"; fi
+done
+if tar -x -f - -C "$d"; then
+  rc=0
+  if [ "$4" = 1 ]; then
+    i=0
+    while :; do
+      out=$(caddy reload --config "$d/Caddyfile" --adapter caddyfile 2>&1); rc=$?
+      [ $rc -eq 0 ] && break
+      case "$out" in *"connection refused"*) ;; *) break ;; esac
+      i=$((i + 1)); [ $i -ge 10 ] && break
+      sleep 1
+    done
+    [ $rc -eq 0 ] || printf '%s
+' "$out"
+  fi
+else
+  rc=2
+fi
+if [ $rc -ne 0 ]; then
+  for f in routes.json Caddyfile; do
+    if [ -f "$d/.$f.prev" ]; then mv -f "$d/.$f.prev" "$d/$f"; fi
+  done
+fi
+rm -f "$d/.routes.json.prev" "$d/.Caddyfile.prev"
+if [ -e "$2/$3" ]; then rm -f "$2/$3"; rmdir "$2"; fi
+exit $rc
+"""
+#: Release the lock, only if it is still ours. $1 lock dir, $2 token.
 _UNLOCK_SCRIPT = 'if [ -e "$1/$2" ]; then rm -f "$1/$2"; rmdir "$1"; fi; exit 0'
 
 
@@ -391,17 +444,21 @@ def _exec(client, argv: list[str], *, user: str | None = None) -> tuple[int, str
     return int(code if code is not None else -1), out
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
+def _tar(files: dict[str, bytes], *, directory: bool = True) -> bytes:
+    """A tar of ``files``: under ``havsh/`` (for put_archive at /config), or bare (for
+    extraction inside that directory)."""
     buf = io.BytesIO()
     now = int(time.time())
+    prefix = "havsh/" if directory else ""
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        d = tarfile.TarInfo("havsh")
-        d.type = tarfile.DIRTYPE
-        d.mode = 0o755
-        d.mtime = now
-        tar.addfile(d)
+        if directory:
+            d = tarfile.TarInfo("havsh")
+            d.type = tarfile.DIRTYPE
+            d.mode = 0o755
+            d.mtime = now
+            tar.addfile(d)
         for name, data in files.items():
-            info = tarfile.TarInfo(f"havsh/{name}")
+            info = tarfile.TarInfo(f"{prefix}{name}")
             info.size = len(data)
             info.mode = 0o644
             info.mtime = now
@@ -454,54 +511,99 @@ def server_slugs(client) -> list[str]:
     return sorted(set(out))
 
 
+def _parse_dump(out: bytes) -> dict[str, bytes]:
+    routes, _, caddyfile = out.partition(b"\0")
+    files = {}
+    if routes.startswith(b"R"):
+        files["routes.json"] = routes[1:]
+    if caddyfile.startswith(b"C"):
+        files["Caddyfile"] = caddyfile[1:]
+    return files
+
+
 class _HostLock:
-    """mkdir lock in the proxy's config volume (see the module docstring)."""
+    """The mkdir lock in the proxy's config volume (see the module docstring). Taking it
+    also reads the files (one exec); :meth:`write` writes, reloads and releases it in one
+    more, so a change holds the lock for two round trips and a reload."""
 
     def __init__(self, client, reporter: Reporter, timeout: float = LOCK_WAIT_SECONDS) -> None:
         self.client = client
         self.reporter = reporter
         self.timeout = timeout
         self.token = pysecrets.token_hex(8)
+        self.held = False
 
-    def __enter__(self) -> _HostLock:
+    def acquire(self) -> dict[str, bytes]:
+        """Take the lock; returns the files as they are under it."""
+        from havsh_tui.ops.streams import exec_process
+
         deadline = time.monotonic() + self.timeout
         delay = 0.05
         while True:
-            code, out = _exec(self.client, ["sh", "-c", _LOCK_SCRIPT, "sh", LOCK_DIR,
-                                            self.token, str(LOCK_STALE_SECONDS)])
-            if code == 0:
-                return self
-            if code == 3:
-                self.reporter.warning(f"{PROXY_CONTAINER}: broke a lock older than "
-                                      f"{LOCK_STALE_SECONDS} s (a killed havsh left it)")
-                return self
+            proc = self._start(exec_process, ["sh", "-c", _LOCK_READ_SCRIPT, "sh", HAVSH_DIR,
+                                              LOCK_DIR, self.token, str(LOCK_STALE_SECONDS)])
+            try:
+                out = proc.drain()
+                code = proc.exit_code()
+            finally:
+                proc.close()
+            if code in (0, 3):
+                self.held = True
+                if code == 3:
+                    self.reporter.warning(f"{PROXY_CONTAINER}: broke a lock older than "
+                                          f"{LOCK_STALE_SECONDS} s (a killed havsh left it)")
+                return _parse_dump(out)
             if code != 1:
-                raise ProxyError(f"cannot lock the proxy configuration: {out.strip()}")
+                raise ProxyError(f"cannot lock the proxy configuration: {proc.stderr_text()}")
             if time.monotonic() > deadline:
                 raise ProxyError(f"the proxy configuration stayed locked for {self.timeout:.0f}"
                                  " s (another havsh is changing it)")
             time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 1.5, 0.3)
 
-    def __exit__(self, *exc: object) -> None:
+    def _start(self, exec_process, argv: list[str], stdin: bool = False):
+        try:
+            return exec_process(self.client, PROXY_CONTAINER, argv, stdin=stdin)
+        except docker.errors.NotFound:
+            raise ProxyMissing() from None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # exec into a stopped container
+                raise ProxyError(f"{PROXY_CONTAINER} is not running: "
+                                 "`havsh host bootstrap` starts it") from None
+            raise
+
+    def write(self, caddyfile: str, state_json: str, *, reload: bool = True) -> None:
+        """Write both files, reload Caddy (the old files come back if it refuses), and
+        release the lock: one exec, the tar on its stdin."""
+        from havsh_tui.ops.streams import exec_process
+
+        proc = self._start(exec_process, ["sh", "-c", _WRITE_RELOAD_SCRIPT, "sh", HAVSH_DIR,
+                                          LOCK_DIR, self.token, "1" if reload else "0"],
+                           stdin=True)
+        try:
+            data = _tar({"routes.json": state_json.encode(), "Caddyfile": caddyfile.encode()},
+                        directory=False)
+            proc.write_all(data)
+            proc.close_stdin()
+            out = proc.drain().decode(errors="replace")
+            code = proc.exit_code(timeout=60)
+        finally:
+            proc.close()
+        self.held = False
+        if code != 0:
+            lines = out.strip().splitlines()
+            errors = [ln for ln in lines if ln.startswith("Error")] or lines[-5:]
+            raise ProxyError("Caddy refused the new configuration (the previous one stays): "
+                             + "\n".join(errors))
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
         try:
             _exec(self.client, ["sh", "-c", _UNLOCK_SCRIPT, "sh", LOCK_DIR, self.token])
         except (docker.errors.APIError, RemoteError, OSError):
             pass  # stale after a minute; the next writer breaks it
-
-
-def _reload(client) -> None:
-    """``caddy reload`` in the container; a new container's admin API may need a moment."""
-    deadline = time.monotonic() + 10.0
-    while True:
-        code, out = _exec(client, RELOAD)
-        if code == 0:
-            return
-        starting = "connection refused" in out.lower() or "connect:" in out.lower()
-        if not starting or time.monotonic() > deadline:
-            tail = "\n".join(out.strip().splitlines()[-5:])
-            raise ProxyError(f"Caddy refused the new configuration: {tail}")
-        time.sleep(0.3)
 
 
 @dataclass
@@ -510,13 +612,6 @@ class SyncResult:
     slugs: list[str]
     changed: bool = False
     reloaded: bool = False
-
-
-def _running(client) -> bool:
-    try:
-        return bool(client.api.inspect_container(PROXY_CONTAINER)["State"].get("Running"))
-    except docker.errors.NotFound:
-        raise ProxyMissing() from None
 
 
 def sync(client, change: Callable[[ProxyState], None] | None = None, *,
@@ -546,30 +641,24 @@ def sync(client, change: Callable[[ProxyState], None] | None = None, *,
         slugs = server_slugs(client)
         return before, after, slugs, render_caddyfile(after, slugs)
 
+    def same(files: dict[str, bytes], text: str, after: ProxyState) -> bool:
+        return (files.get("Caddyfile", b"").decode(errors="replace") == text
+                and files.get("routes.json", b"").decode(errors="replace") == after.to_json())
+
     files = _read_files(client)
     _before, after, slugs, text = plan(files)
-    if (files.get("Caddyfile", b"").decode(errors="replace") == text
-            and files.get("routes.json", b"").decode(errors="replace") == after.to_json()):
+    if same(files, text, after):
         return SyncResult(after, slugs)
-    with _HostLock(client, reporter):
-        files = _read_files(client)
+    lock = _HostLock(client, reporter)
+    files = lock.acquire()
+    try:
         _before, after, slugs, text = plan(files)
-        old_text = files.get("Caddyfile", b"").decode(errors="replace")
-        old_state = files.get("routes.json", b"").decode(errors="replace")
-        if old_text == text and old_state == after.to_json():
+        if same(files, text, after):
             return SyncResult(after, slugs)
-        _write_files(client, text, after.to_json())
-        if not _running(client):
-            reporter.warning(f"{PROXY_CONTAINER} is not running: the new routes apply "
-                             "when it starts")
-            return SyncResult(after, slugs, changed=True)
-        try:
-            _reload(client)
-        except ProxyError:
-            if "routes.json" in files:
-                _write_files(client, old_text, old_state)
-            raise
-        return SyncResult(after, slugs, changed=True, reloaded=True)
+        lock.write(text, after.to_json())
+    finally:
+        lock.release()
+    return SyncResult(after, slugs, changed=True, reloaded=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,6 +711,58 @@ def host_state(host) -> ProxyState:
     return ProxyState(base_domain=host.base_domain or None, tls=host.tls or "acme")
 
 
+def _create_proxy(client, host, bind: str, result, reporter: Reporter, audit,
+                  recreated: str | None) -> dict | None:
+    """Create and start the proxy container; None when done, or the attrs of the one that
+    another havsh created at the same moment (the caller then checks it like any other)."""
+    from havsh_tui.ops.images import ensure_image
+
+    ensure_image(client, host.name, host.proxy_image, reporter)
+    host_config = client.api.create_host_config(
+        binds={DATA_VOLUME: {"bind": DATA_DIR, "mode": "rw"},
+               CONFIG_VOLUME: {"bind": CONFIG_DIR, "mode": "rw"}},
+        port_bindings={80: (bind, 80), 443: (bind, 443), "443/udp": (bind, 443)},
+        restart_policy={"Name": "unless-stopped"},
+        network_mode=names.NETWORK_NAME,
+    )
+    networking = client.api.create_networking_config(
+        {names.NETWORK_NAME: client.api.create_endpoint_config(aliases=[PROXY_CONTAINER])})
+    try:
+        cid = client.api.create_container(
+            host.proxy_image, name=PROXY_CONTAINER, command=COMMAND, labels=_labels("proxy"),
+            ports=[80, 443, (443, "udp")], host_config=host_config,
+            networking_config=networking,
+        )["Id"]
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:
+            raise
+        # Another havsh (a second laptop, a parallel create) made it just now: use theirs.
+        return client.api.inspect_container(PROXY_CONTAINER)
+    files = _read_files(client)
+    if "routes.json" not in files or "Caddyfile" not in files:
+        state = (ProxyState.from_json(files["routes.json"]) if "routes.json" in files
+                 else host_state(host))
+        _write_files(client, render_caddyfile(state, server_slugs(client)), state.to_json())
+    try:
+        client.api.start(cid)
+    except docker.errors.APIError as exc:
+        # Most often 80 or 443 is taken by another web server on the host.
+        client.api.remove_container(cid, force=True)
+        raise ProxyError(
+            f"{PROXY_CONTAINER} does not start on {host.name}: {exc.explanation or exc}. "
+            f"If another program holds port 80 or 443 on {bind}, free it, or publish "
+            f"the proxy elsewhere: `havsh host set {host.name} --proxy-bind ADDRESS`"
+        ) from None
+    if recreated:
+        result.changed.append(f"container {PROXY_CONTAINER} re-created ({recreated})")
+    else:
+        result.created.append(f"container {PROXY_CONTAINER}")
+    if audit:
+        audit.append(host.name, "container.create", PROXY_CONTAINER, "ok", host.proxy_image)
+    result.ids["proxy"] = cid
+    return None
+
+
 def ensure_proxy(client, host, result, reporter: Reporter | None = None, audit=None) -> str:
     """Create, fix or start ``havsh-proxy`` as the host's settings say; idempotent.
 
@@ -630,8 +771,6 @@ def ensure_proxy(client, host, result, reporter: Reporter | None = None, audit=N
     it is the truth: bootstrap does not overwrite it (two laptops with different settings
     would fight), it warns; `havsh host set` changes it.
     """
-    from havsh_tui.ops.images import ensure_image
-
     reporter = reporter or NullReporter()
     bind = validate_bind(host.proxy_bind)
     validate_tls(host.tls)
@@ -650,58 +789,29 @@ def ensure_proxy(client, host, result, reporter: Reporter | None = None, audit=N
             client.api.remove_container(PROXY_CONTAINER, force=True)
             attrs = None
     if attrs is None:
-        ensure_image(client, host.name, host.proxy_image, reporter)
-        host_config = client.api.create_host_config(
-            binds={DATA_VOLUME: {"bind": DATA_DIR, "mode": "rw"},
-                   CONFIG_VOLUME: {"bind": CONFIG_DIR, "mode": "rw"}},
-            port_bindings={80: (bind, 80), 443: (bind, 443), "443/udp": (bind, 443)},
-            restart_policy={"Name": "unless-stopped"},
-            network_mode=names.NETWORK_NAME,
-        )
-        networking = client.api.create_networking_config(
-            {names.NETWORK_NAME: client.api.create_endpoint_config(aliases=[PROXY_CONTAINER])})
-        cid = client.api.create_container(
-            host.proxy_image, name=PROXY_CONTAINER, command=COMMAND, labels=_labels("proxy"),
-            ports=[80, 443, (443, "udp")], host_config=host_config,
-            networking_config=networking,
-        )["Id"]
-        files = _read_files(client)
-        if "routes.json" not in files or "Caddyfile" not in files:
-            state = (ProxyState.from_json(files["routes.json"]) if "routes.json" in files
-                     else host_state(host))
-            _write_files(client, render_caddyfile(state, server_slugs(client)), state.to_json())
-        try:
-            client.api.start(cid)
-        except docker.errors.APIError as exc:
-            # Most often 80 or 443 is taken by another web server on the host.
-            client.api.remove_container(cid, force=True)
-            raise ProxyError(
-                f"{PROXY_CONTAINER} does not start on {host.name}: {exc.explanation or exc}. "
-                f"If another program holds port 80 or 443 on {bind}, free it, or publish "
-                f"the proxy elsewhere: `havsh host set {host.name} --proxy-bind ADDRESS`"
-            ) from None
-        if recreated:
-            result.changed.append(f"container {PROXY_CONTAINER} re-created ({recreated})")
-        else:
-            result.created.append(f"container {PROXY_CONTAINER}")
-        if audit:
-            audit.append(host.name, "container.create", PROXY_CONTAINER, "ok", host.proxy_image)
-        result.ids["proxy"] = cid
-        return cid
+        attrs = _create_proxy(client, host, bind, result, reporter, audit, recreated)
+        if attrs is None:
+            return result.ids["proxy"]
     cid = attrs["Id"]
     if names.NETWORK_NAME not in (attrs.get("NetworkSettings", {}).get("Networks") or {}):
         client.api.connect_container_to_network(PROXY_CONTAINER, names.NETWORK_NAME,
                                                 aliases=[PROXY_CONTAINER])
         result.changed.append(f"{PROXY_CONTAINER} connected to {names.NETWORK_NAME}")
+    running = bool(attrs["State"].get("Running"))
     files = _read_files(client)
     if "routes.json" not in files or "Caddyfile" not in files:
         state = (ProxyState.from_json(files["routes.json"]) if "routes.json" in files
                  else host_state(host))
-        with _HostLock(client, reporter):
+        if running:
+            lock = _HostLock(client, reporter)
+            lock.acquire()
+            try:
+                lock.write(render_caddyfile(state, server_slugs(client)), state.to_json())
+            finally:
+                lock.release()
+        else:  # nobody can change it while it is not running: no lock (it needs exec)
             _write_files(client, render_caddyfile(state, server_slugs(client)), state.to_json())
         result.changed.append(f"{PROXY_CONTAINER} routes written")
-        if attrs["State"].get("Running"):
-            _reload(client)
     else:
         state = ProxyState.from_json(files["routes.json"])
         want = host_state(host)
@@ -711,7 +821,7 @@ def ensure_proxy(client, host, result, reporter: Reporter | None = None, audit=N
                 f"TLS {state.tls}; this inventory says {want.base_domain or '(none)'}, "
                 f"{want.tls}. The host's settings stay; `havsh host set {host.name} "
                 "--base-domain ... --tls ...` changes them.")
-    if not attrs["State"].get("Running"):
+    if not running:
         client.api.start(PROXY_CONTAINER)
         result.changed.append(f"container {PROXY_CONTAINER} started")
         if audit:

@@ -446,6 +446,38 @@ def test_a_hostname_belongs_to_one_service_only(env):
     assert inv.get_service("px-a1", host="hosta").url == "https://px-a1.a.havsh.test"
 
 
+def test_concurrent_changes_from_several_havsh_are_all_kept(env):
+    """Six havsh at once (one SSH connection each, as six processes would have) add six
+    hostnames to one host's proxy, then remove them: the host lock loses none."""
+    from havsh_tui.remote.hosts import HostPool
+
+    names_ = [f"c{i}.px.test" for i in range(6)]
+    pools = [HostPool(env.pool.opts) for _ in names_]
+
+    def run(fn, i):
+        svc = env.inventory.get_service(SERVICES["hosta"][i % 2], host="hosta")
+        return fn(env.inventory, pools[i], svc, names_[i])
+
+    try:
+        with ThreadPoolExecutor(len(names_)) as ex:
+            list(ex.map(lambda i: run(proxy.add_hostname, i), range(len(names_))))
+        state = proxy.read_state(env.client("hosta"))
+        assert sorted(state.custom("px-a1") + state.custom("px-a2")) == sorted(names_)
+        for i, n in enumerate(names_):
+            until(lambda n=n, i=i: reaches(env, "hosta", n, SERVICES["hosta"][i % 2]), what=n)
+        with ThreadPoolExecutor(len(names_)) as ex:
+            list(ex.map(lambda i: run(proxy.remove_hostname, i), range(len(names_))))
+        state = proxy.read_state(env.client("hosta"))
+        assert state.custom("px-a1") == [] and state.custom("px-a2") == []
+    finally:
+        for p in pools:
+            p.close()
+    # The lock is released: nothing is left of it.
+    ex = env.client("hosta").api.exec_create(proxy.PROXY_CONTAINER, ["ls", proxy.HAVSH_DIR])
+    assert env.client("hosta").api.exec_start(ex["Id"]).decode().split() == [
+        "Caddyfile", "routes.json"]
+
+
 # -- deleting a service removes its routes; a copy gets its own URL --------------------------
 
 @pytest.mark.parametrize("host", HOSTS)
