@@ -921,12 +921,17 @@ class Reconciler:
             raise OpsError(f"{pr.key} comes from a fork ({pr.head_repo or 'deleted'}); forks "
                            f"are off for {conn.repo} (`havsh repo previews on {parent.name} "
                            f"{conn.repo} --forks`)")
-        self.inventory.update_value(
-            DISMISSED_KEY, lambda v: {k: x for k, x in (v or {}).items()
-                                      if k != _dismiss_key(conn, pr)}, {})
         result = PassResult()
         existing, _ = self._existing(result)
         key = (conn.host, conn.service, conn.repo.lower(), pr.number)
+        cap = self.settings.previews_per_parent
+        count = sum(1 for k in existing if (k[0], k[1]) == (conn.host, conn.service))
+        if key not in existing and cap and count >= cap:
+            raise OpsError(f"{parent.name} has {count} previews, the limit "
+                           f"(previews_per_parent = {cap}); destroy one first")
+        self.inventory.update_value(
+            DISMISSED_KEY, lambda v: {k: x for k, x in (v or {}).items()
+                                      if k != _dismiss_key(conn, pr)}, {})
         if key in existing:
             ex = existing[key]
             if ex.service is not None and ex.service.status is ServiceStatus.FAILED:
@@ -936,11 +941,6 @@ class Reconciler:
                 result.actions.append(PreviewAction("kept", pr.key, ex.slug, ex.host,
                                                     ex.parent, pr.head_sha, "up to date"))
             return result
-        cap = self.settings.previews_per_parent
-        count = sum(1 for k in existing if (k[0], k[1]) == (conn.host, conn.service))
-        if cap and count >= cap:
-            raise OpsError(f"{parent.name} has {count} previews, the limit "
-                           f"(previews_per_parent = {cap}); destroy one first")
         self._create(conn, pr, result, wait=60)
         return result
 

@@ -454,6 +454,29 @@ def db_password(secret_store, service: Service) -> str:
     return pw
 
 
+class _LogKeeper:
+    """Passes everything on to a reporter and keeps Odoo's ERROR and CRITICAL lines (with
+    the traceback lines that follow them), which a failed update's log must lead with: the
+    tail alone is often just the end of a traceback."""
+
+    def __init__(self, reporter: Reporter, keep: int = 120) -> None:
+        self.reporter = reporter
+        self.keep = keep
+        self.errors: list[str] = []
+        self._in_error = False
+
+    def log(self, line: str) -> None:
+        parsed = odoo.parse_log_line(line)
+        if parsed is not None:
+            self._in_error = parsed["level"] in ("ERROR", "CRITICAL")
+        if self._in_error and len(self.errors) < self.keep:
+            self.errors.append(line)
+        self.reporter.log(line)
+
+    def __getattr__(self, name: str):
+        return getattr(self.reporter, name)
+
+
 def run_module_update(client, service: Service, password: str, conf: str, plan: ModulePlan,
                       reporter: Reporter) -> str:
     args = ["-d", service.database]
@@ -462,7 +485,17 @@ def run_module_update(client, service: Service, password: str, conf: str, plan: 
     if plan.update:
         args += ["-u", ",".join(plan.update)]
     args.append("--stop-after-init")
-    return run_odoo_once(client, service, password, conf, args, reporter, suffix="update")
+    keeper = _LogKeeper(reporter)
+    try:
+        return run_odoo_once(client, service, password, conf, args, keeper, suffix="update")
+    except StepFailed as exc:
+        if keeper.errors:
+            # Both parts bounded, so that a record keeping the last 8000 characters keeps
+            # the first error too.
+            log = ("\n".join(keeper.errors)[:4000] + "\n...\n" + (exc.log or "")[-3000:])
+            raise StepFailed("update modules", str(exc).removeprefix("step 'update' failed: "),
+                             log) from exc
+        raise
 
 
 def recreate_server(client, service: Service, password: str, conf: str) -> str:
