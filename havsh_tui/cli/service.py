@@ -251,17 +251,49 @@ def service_rm(ctx: Context, name, yes, confirm_name) -> None:
 @click.argument("new")
 @click.option("--host", help="Target host (default: the source's host).")
 @click.option("--neutralize/--no-neutralize", default=None,
-              help="Neutralize the copy before it starts (default: on when the source is Live).")
+              help="Neutralize the copy before it starts (default: on when the source is "
+                   "Live, a Copy or a Preview).")
 @click.option("--image", help="Odoo image of the copy (a newer version tests an upgrade).")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Only measure: sizes, file count, the target's free disk; copy nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the logs as it works.")
 @json_option
-def service_copy(ctx: Context, source, new, host, neutralize, image, verbose) -> None:
-    """Copy SOURCE (database and filestore) to a new service NEW; the source keeps running."""
-    from havsh_tui.ops.copy import CopySpec, copy_service
+def service_copy(ctx: Context, source, new, host, neutralize, image, plan_only,
+                 verbose) -> None:
+    """Copy SOURCE (database and filestore) to a new service NEW; the source keeps running.
+
+    Progress goes to stderr (JSON lines on stdout with --json: step, progress with bytes,
+    rate and ETA, then the result). A failed copy exits 1, names its step, and leaves
+    nothing on the target; run the same command again to retry it.
+    """
+    from havsh_tui.ops.copy import CopySpec, copy_service, plan_copy
+    from havsh_tui.ops.streams import human_bytes
 
     src = resolve_service(ctx, source)
     spec = CopySpec(source_host=src.host, source=src.name, name=new, host=host,
                     neutralize=neutralize, image=image)
+    if plan_only:
+        plan = plan_copy(ctx.inventory, ctx.pool, spec)
+        if ctx.json:
+            click.echo(dumps({"event": "plan", "plan": plan.to_dict()}))
+        else:
+            free = human_bytes(plan.target_disk_free) if plan.target_disk_free is not None \
+                else "unknown"
+            click.echo(f"copy {plan.source}@{plan.source_host} to {new}@{plan.target_host}")
+            click.echo(f"  database   {human_bytes(plan.database_bytes)}")
+            click.echo(f"  filestore  {plan.filestore_files} files, "
+                       f"{human_bytes(plan.filestore_bytes)}")
+            click.echo(f"  disk       {free} free on {plan.target_host}, about "
+                       f"{human_bytes(plan.disk_needed)} needed")
+            click.echo(f"  neutralize {'yes' if plan.neutralize else 'no'}"
+                       + (f" ({plan.neutralize_reason})" if plan.neutralize_reason else ""))
+            if plan.upgrade:
+                click.echo(f"  {plan.upgrade}")
+            for problem in plan.problems:
+                click.secho(f"  problem: {problem}", fg="red")
+        if plan.problems:
+            raise CLIError("; ".join(plan.problems), kind="copy_refused")
+        return
     copied = copy_service(ctx.inventory, _secrets(ctx), ctx.pool, spec,
                           CLIReporter(ctx.json, verbose), audit=_audit(ctx))
     if ctx.json:
