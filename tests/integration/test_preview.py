@@ -407,9 +407,11 @@ def test_fork_ignored_broken_manifest_fails_then_a_push_fixes_it(pv):
     finally:
         update_connection(env.inventory, get_connection(env.inventory, HOST, PARENT, REPO),
                           forks=False)
-    # Forks off again: the fork's preview goes at the next pass.
+    # Forks off again: the fork's PR is ignored again, and its preview goes at the next pass.
     result = rec.reconcile()
-    assert [x.action for x in result.actions if x.pr.endswith(f"#{forked}")] == ["destroyed"]
+    assert [x.action for x in result.actions if x.pr.endswith(f"#{forked}")] == [
+        "ignored", "destroyed"]
+    assert env.leftovers(f"{PARENT}-pr{forked}") == []
 
 
 def test_cap_comment_and_the_cli(pv):
