@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 import uuid
@@ -24,23 +23,31 @@ IMAGE = "havsh-test/odoo:17.0"
 
 
 @pytest.fixture
-def bk_dirs(cleanup):
+def bk_dirs():
     """Directories the test's backups go to (on both hosts: they share this filesystem),
-    removed afterwards, with the default host directory of the test's services."""
+    removed afterwards."""
     made: list[Path] = []
-    slugs: list[str] = []
 
     def new(tag: str = "d") -> str:
         p = Path(f"/tmp/havsh-bk-{tag}-{uuid.uuid4().hex[:8]}")
         made.append(p)
         return str(p)
 
-    new.slugs = slugs  # type: ignore[attr-defined]
     yield new
     for p in made:
         shutil.rmtree(p, ignore_errors=True)
-    for slug in cleanup.slugs:
-        shutil.rmtree(Path(bk.DEFAULT_HOST_ROOT) / slug, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _default_dirs(cleanup):
+    """The default host directory of the test's services (slugs unique to this file), before
+    and after the test: both test hosts see this machine's /var/lib/havsh/backups."""
+    def wipe():
+        for slug in cleanup.slugs:
+            shutil.rmtree(Path(bk.DEFAULT_HOST_ROOT) / slug, ignore_errors=True)
+
+    yield wipe
+    wipe()
 
 
 @pytest.fixture(autouse=True)
@@ -152,3 +159,457 @@ def test_backup_to_host_then_restore_into_a_new_service(inventory, secret_store,
     uuids = [sql(host_a, "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid';", db)
              for db in ("bk_src", "bk_copy")]
     assert uuids[0] != uuids[1]
+
+
+# -- restore into an existing service ---------------------------------------------------------
+def _started_at(pool, host, slug) -> str:
+    return pool.session(host).docker().api.inspect_container(f"havsh-{slug}")["State"]["StartedAt"]
+
+
+def _databases(sql, host, slug) -> list[str]:
+    db = slug.replace("-", "_")
+    return sorted(r[0] for r in sql(host, f"SELECT datname FROM pg_database "
+                                          f"WHERE datname LIKE '{db}%';"))
+
+
+@pytest.mark.slow
+def test_restore_into_live_takes_a_safety_backup_first(inventory, secret_store, pool, host_a,
+                                                        cleanup, bk_dirs, sql):
+    cleanup.add("bk-live")
+    live = _create(inventory, secret_store, pool, "bk-live", type_=ServiceType.LIVE)
+    _add_data(pool, host_a, live, rows=500, files=10)
+    primary = "host:" + bk_dirs("p")
+    bk.add_destination(inventory, live, primary, primary=True)
+    record = bk.create_backup(inventory, secret_store, pool, live)
+    assert record.destination == primary and record.kind == "manual"
+    at_backup = (_counts(pool, host_a, "bk_live"), _filestore(pool, host_a, live))
+    _add_data(pool, host_a, live, rows=300, files=5)
+    changed = (_counts(pool, host_a, "bk_live"), _filestore(pool, host_a, live))
+    assert changed != at_backup
+
+    spec = bk.RestoreSpec(backup_id=record.id, service="bk-live", service_host="hosta")
+    with pytest.raises(ops.NeedsConfirmation):
+        bk.restore_backup(inventory, secret_store, pool, spec)
+    spec.confirm_name = "bk-live"
+    rep = RecordingReporter()
+    result = bk.restore_backup(inventory, secret_store, pool, spec, rep)
+    assert result.outcome == "restored"
+    done = [s for s, st in rep.steps() if st == "done"]
+    assert done.index("safety backup") < done.index("stop") < done.index("load") < done.index(
+        "swap") < done.index("start")
+    assert (_counts(pool, host_a, "bk_live"), _filestore(pool, host_a, live)) == at_backup
+    # The safety backup holds the data as it was just before, in the primary destination.
+    safety = result.safety
+    assert safety is not None and safety.kind == "safety" and safety.destination == primary
+    assert safety.files == len(changed[1])
+    listed = {r.id: r for r in bk.list_backups(inventory, pool, service=live)}
+    assert listed[safety.id].kind == "safety" and record.id in listed
+    # Nothing is left beside the service's own database; it is healthy again.
+    assert _databases(sql, host_a, "bk-live") == ["bk_live"]
+    ops.wait_healthy(pool.session(host_a), inventory.get_service("bk-live", host="hosta"),
+                     RecordingReporter())
+    assert inventory.get_service("bk-live", host="hosta").status.value == "running"
+
+
+@pytest.mark.slow
+def test_bad_backups_are_refused_before_anything_is_stopped(inventory, secret_store, pool,
+                                                            host_a, cleanup, bk_dirs, sql,
+                                                            tmp_path):
+    cleanup.add("bk-guard")
+    svc = _create(inventory, secret_store, pool, "bk-guard")
+    _add_data(pool, host_a, svc, rows=50, files=3)
+    record = bk.create_backup(inventory, secret_store, pool, svc, dest="host:" + bk_dirs("g"))
+    started = _started_at(pool, host_a, "bk-guard")
+    spec = bk.RestoreSpec(backup_id=record.id, service="bk-guard")
+    zip_path = Path(record.path)
+    original = zip_path.read_bytes()
+
+    # A wrong checksum in the record.
+    side = zip_path.with_suffix(".json")
+    good_side = side.read_text()
+    side.write_text(good_side.replace(record.sha256, "0" * 64))
+    with pytest.raises(bk.RestoreFailed) as info:
+        bk.restore_backup(inventory, secret_store, pool, spec)
+    assert info.value.outcome == "untouched" and "checksum mismatch" in str(info.value)
+    side.write_text(good_side)
+
+    # A zip damaged on disk (its record is right): the sha256 catches it.
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0xFF
+    zip_path.write_bytes(bytes(damaged))
+    with pytest.raises(bk.RestoreFailed) as info:
+        bk.restore_backup(inventory, secret_store, pool, spec)
+    assert info.value.outcome == "untouched" and "damaged" in str(info.value)
+    zip_path.write_bytes(original)
+
+    # A truncated local zip, and one that is not a backup at all.
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(original[: len(original) // 2])
+    for bad in (cut, tmp_path / "notes.zip"):
+        if bad.name == "notes.zip":
+            with zipfile.ZipFile(bad, "w") as z:
+                z.writestr("notes.txt", "hello")
+        with pytest.raises(bk.RestoreFailed) as info:
+            bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
+                from_file=str(bad), service="bk-guard"))
+        assert info.value.outcome == "untouched"
+
+    # A zip from a newer Odoo major: refused unless confirmed.
+    newer = tmp_path / "newer.zip"
+    with zipfile.ZipFile(zip_path) as src, zipfile.ZipFile(newer, "w", zipfile.ZIP_DEFLATED) as z:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "manifest.json":
+                m = json.loads(data)
+                m.update(version="99.0", major_version="99.0", version_info=[99, 0, 0, "final", 0])
+                m.pop("havsh")
+                data = json.dumps(m).encode()
+            z.writestr(item.filename, data)
+    with pytest.raises(ops.NeedsConfirmation, match="newer"):
+        bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
+            from_file=str(newer), service="bk-guard"))
+
+    # None of that stopped the service, took a safety backup or left anything behind.
+    assert _started_at(pool, host_a, "bk-guard") == started
+    assert [r.id for r in bk.list_backups(inventory, pool, service=svc)] == [record.id]
+    assert _databases(sql, host_a, "bk-guard") == ["bk_guard"]
+
+    # A dump that does not load (valid zip, broken SQL): the service was stopped, and is
+    # back on its previous data, and the error says so.
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(zip_path) as src, zipfile.ZipFile(broken, "w", zipfile.ZIP_DEFLATED) as z:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "dump.sql":
+                data = data[: len(data) // 2] + b"\nTHIS IS NOT SQL;\n"
+            z.writestr(item.filename, data)
+    before = _counts(pool, host_a, "bk_guard")
+    with pytest.raises(bk.RestoreFailed) as info:
+        bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
+            from_file=str(broken), service="bk-guard"))
+    assert info.value.outcome == "rolled_back"
+    assert "previous data" in str(info.value) and info.value.safety is not None
+    assert _counts(pool, host_a, "bk_guard") == before
+    assert _databases(sql, host_a, "bk-guard") == ["bk_guard"]
+    ops.wait_healthy(pool.session(host_a), svc, RecordingReporter())
+
+
+class _CutSSH(RecordingReporter):
+    """Drops the TCP connection under havsh's SSH session, once, a moment into a step: the
+    way a network cut looks from here (sshd on the host sees the connection die)."""
+
+    def __init__(self, pool, host, step: str, delay: float = 0.5) -> None:
+        super().__init__()
+        self.pool, self.host, self.target, self.delay = pool, host, step, delay
+        self.cut_done = False
+
+    def step(self, name, state, detail=""):
+        super().step(name, state, detail)
+        if name == self.target and state == "running" and not self.cut_done:
+            self.cut_done = True
+            import threading
+
+            threading.Timer(self.delay, self._cut).start()
+
+    def _cut(self):
+        import socket
+
+        sock = self.pool.session(self.host).ssh.transport().sock
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+
+
+@pytest.mark.slow
+def test_ssh_cut_mid_restore_finishes_or_rolls_back_and_says_which(inventory, secret_store, pool,
+                                                                   host_a, cleanup, bk_dirs,
+                                                                   sql):
+    cleanup.add("bk-cut")
+    svc = _create(inventory, secret_store, pool, "bk-cut")
+    _add_data(pool, host_a, svc, rows=20000, files=60)
+    record = bk.create_backup(inventory, secret_store, pool, svc, dest="host:" + bk_dirs("c"))
+    at_backup = (_counts(pool, host_a, "bk_cut"), _filestore(pool, host_a, svc))
+    _add_data(pool, host_a, svc, rows=10, files=1)
+    first_connect = pool.session(host_a).ssh.connected_at
+
+    rep = _CutSSH(pool, host_a, "load")
+    result = bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
+        backup_id=record.id, service="bk-cut"), rep)
+    assert rep.cut_done
+    assert pool.session(host_a).ssh.connected_at != first_connect, "the connection was not cut"
+    assert any("dropped" in a[0] for k, a in rep.events if k == "warning")
+    # The load went on on the host; havsh reconnected and finished: fully restored.
+    assert result.outcome == "restored" and "runs on" in result.detail
+    assert (_counts(pool, host_a, "bk_cut"), _filestore(pool, host_a, svc)) == at_backup
+    assert _databases(sql, host_a, "bk-cut") == ["bk_cut"]
+
+    # A cut while the restored service starts: the health check carries on after reconnecting.
+    rep = _CutSSH(pool, host_a, "start", delay=0.2)
+    result = bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
+        backup_id=record.id, service="bk-cut"), rep)
+    assert rep.cut_done and result.outcome == "restored"
+    assert (_counts(pool, host_a, "bk_cut"), _filestore(pool, host_a, svc)) == at_backup
+
+
+# -- faults: full destinations ----------------------------------------------------------------
+def _mount(kind: str, path: str, tmp_path) -> None:
+    import subprocess
+
+    Path(path).mkdir(parents=True)
+    if kind == "loop":
+        img = tmp_path / "dest.img"
+        subprocess.run(["truncate", "-s", "20M", str(img)], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(img)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(img), path], check=True)
+    else:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", path], check=True)
+
+
+def _umount(path: str) -> None:
+    import subprocess
+
+    subprocess.run(["umount", "-l", path], check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["host", "local"])
+def test_a_full_destination_leaves_no_partial_file_and_keeps_older_backups(
+        where, inventory, secret_store, pool, host_a, cleanup, bk_dirs, tmp_path):
+    slug = f"bk-full-{where}"
+    cleanup.add(slug)
+    svc = _create(inventory, secret_store, pool, slug)
+    mnt = bk_dirs("full")
+    # A 20 MB loop-mounted filesystem on host A (this machine), or a 20 MB tmpfs here.
+    _mount("loop" if where == "host" else "tmpfs", mnt, tmp_path)
+    try:
+        dest = f"{where}:{mnt}"
+        first = bk.create_backup(inventory, secret_store, pool, svc, dest=dest)
+        first_bytes = Path(first.path).read_bytes()
+        _add_data(pool, host_a, svc, files=1, big_mb=30)
+        with pytest.raises(bk.DestinationFull) as info:
+            bk.create_backup(inventory, secret_store, pool, svc, dest=dest)
+        msg = str(info.value)
+        assert "full" in msg and "partial" in msg and "no older backup was touched" in msg
+        left = sorted(p.name for p in Path(mnt).rglob("*") if p.is_file())
+        assert left == sorted([Path(first.path).name, Path(first.path).with_suffix(".json").name])
+        assert Path(first.path).read_bytes() == first_bytes
+        assert hashlib.sha256(first_bytes).hexdigest() == first.sha256
+        assert [r.id for r in bk.list_backups(inventory, pool, service=svc)] == [first.id]
+    finally:
+        _umount(mnt)
+
+
+# -- other destinations, other formats, Odoo's own zips ----------------------------------------
+@pytest.mark.slow
+def test_local_and_other_host_destinations_and_restores_across_hosts(
+        inventory, secret_store, pool, host_a, host_b, cleanup, bk_dirs, testbed):
+    cleanup.add("bk-far", "bk-far-b1", "bk-far-b2")
+    svc = _create(inventory, secret_store, pool, "bk-far")
+    _add_data(pool, host_a, svc, rows=300, files=12)
+    local_root = bk_dirs("local")
+    on_local = bk.create_backup(inventory, secret_store, pool, svc, dest=f"local:{local_root}")
+    assert on_local.location_host is None
+    path = Path(local_root) / "hosta" / "bk-far" / f"{on_local.id}.zip"
+    assert on_local.path == str(path)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == on_local.sha256
+    assert json.loads(path.with_suffix(".json").read_text())["sha256"] == on_local.sha256
+
+    b_root = bk_dirs("b")
+    on_b = bk.create_backup(inventory, secret_store, pool, svc, dest=f"hostb:{b_root}",
+                            format="custom")
+    assert on_b.location_host == "hostb" and on_b.format == "custom"
+    with zipfile.ZipFile(on_b.path) as z:
+        assert "dump.dump" in z.namelist() and "dump.sql" not in z.namelist()
+        assert json.loads(z.read("manifest.json"))["havsh"]["format"] == "custom"
+    ids = {r.id for r in bk.list_backups(inventory, pool, service=svc)}
+    assert {on_local.id, on_b.id} <= ids
+    want = (_counts(pool, host_a, "bk_far"), _filestore(pool, host_a, svc))
+
+    # From host B's directory into a new service on host B (a custom dump: pg_restore).
+    bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
+        backup_id=on_b.id, new="bk-far-b1", host="hostb"))
+    # From this machine into a new service on host B (uploaded, checked, then restored).
+    bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
+        backup_id=on_local.id, new="bk-far-b2", host="hostb"))
+    for slug in ("bk-far-b1", "bk-far-b2"):
+        copy = inventory.get_service(slug, host="hostb")
+        db = slug.replace("-", "_")
+        assert (_counts(pool, host_b, db), _filestore(pool, host_b, copy)) == want, slug
+    # The uploaded copy did not stay in host B's spool.
+    listed = bk.HostDirectory(pool, inventory, "hostb", "havsh-spool", name="s", kind="spool")
+    assert listed.list_backups() == []
+
+
+@pytest.mark.slow
+def test_restore_a_zip_made_by_odoos_database_manager(inventory, secret_store, pool, host_a,
+                                                      cleanup, bk_dirs, tmp_path, sql):
+    cleanup.add("bk-odoo", "bk-odoo-new")
+    svc = _create(inventory, secret_store, pool, "bk-odoo")
+    _add_data(pool, host_a, svc, rows=200, files=8)
+    record = bk.create_backup(inventory, secret_store, pool, svc, dest="host:" + bk_dirs("o"))
+    want = (_counts(pool, host_a, "bk_odoo"), _filestore(pool, host_a, svc))
+    # What odoo/service/db.py dump_db writes: zip_dir(ZIP_DEFLATED, allowZip64), dump.sql
+    # first, the filestore, Odoo's manifest (no havsh key).
+    odoo_zip = tmp_path / "from-odoo.zip"
+    with zipfile.ZipFile(record.path) as src, zipfile.ZipFile(
+            odoo_zip, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "manifest.json":
+                m = json.loads(data)
+                m.pop("havsh")
+                data = json.dumps(m, indent=4).encode()
+            z.writestr(name, data)
+    result = bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
+        from_file=str(odoo_zip), new="bk-odoo-new", host="hosta"))
+    copy = result.service
+    assert copy.odoo_version == "17.0" and copy.type is ServiceType.COPY
+    got = _counts(pool, host_a, "bk_odoo_new")
+    # Neutralizing adds its dummy mail server and the is_neutralized parameter.
+    for table in ("public.ir_mail_server", "public.ir_config_parameter"):
+        assert got.pop(table) == want[0][table] + 1
+    assert got == {k: v for k, v in want[0].items()
+                   if k not in ("public.ir_mail_server", "public.ir_config_parameter")}
+    assert _filestore(pool, host_a, copy) == want[1]
+    # Of unknown origin: neutralized by default.
+    assert sql(host_a, "SELECT lower(value) FROM ir_config_parameter "
+               "WHERE key = 'database.is_neutralized';", "bk_odoo_new") == [["true"]]
+
+
+# -- schedules --------------------------------------------------------------------------------
+def _local_docker(testbed, host):
+    import docker
+
+    return docker.DockerClient(base_url="unix://" + testbed.hosts[host].docker_socket,
+                               version="1.41")
+
+
+@pytest.mark.slow
+def test_a_one_minute_schedule_runs_without_havsh_and_keeps_exactly_n(
+        inventory, secret_store, pool, host_a, cleanup, bk_dirs, testbed, havsh_paths):
+    import time
+
+    cleanup.add("bk-cron")
+    svc = _create(inventory, secret_store, pool, "bk-cron")
+    _add_data(pool, host_a, svc, rows=20, files=2)
+    root = bk_dirs("cron")
+    manual = bk.create_backup(inventory, secret_store, pool, svc, dest=f"host:{root}")
+    local = _local_docker(testbed, "hosta")
+    try:
+        target = bk.set_schedule(inventory, secret_store, pool, svc, f"host:{root}", "none", 2,
+                                 cron="* * * * *")
+        assert target.keep == 2 and target.cron == "* * * * *"
+        sched = local.containers.get(bk.SCHEDULER_CONTAINER)
+        assert sched.labels["sh.hav.managed"] == "1"
+        assert sched.labels["sh.hav.role"] == "backup-scheduler"
+        # havsh goes away: every SSH connection closed, nothing of havsh runs.
+        pool.close()
+        d = Path(root) / "bk-cron"
+        deadline = time.monotonic() + 330
+        while time.monotonic() < deadline:
+            runs = sched.logs().decode().count("bk-cron -> ")
+            if runs >= 3:
+                break
+            time.sleep(5)
+        log = sched.logs().decode()
+        assert log.count(": ok ") >= 3, log
+        scheduled = sorted(p.name for p in d.glob("*_scheduled_*.zip"))
+        assert len(scheduled) == 2, (scheduled, log)
+        assert "rotated" in log
+        for z in scheduled:
+            with zipfile.ZipFile(d / z) as zf:
+                assert zf.testzip() is None
+                assert json.loads(zf.read("manifest.json"))["havsh"]["kind"] == "scheduled"
+        # The manual backup is never rotated.
+        assert Path(manual.path).exists()
+        # Frequency none: the scheduler goes (no other schedule on the host).
+        bk.set_schedule(inventory, secret_store, pool, svc, f"host:{root}", "none", None)
+        assert not local.containers.list(all=True, filters={"name": bk.SCHEDULER_CONTAINER})
+    finally:
+        for c in local.containers.list(all=True, filters={"label": "sh.hav.role=backup-scheduler"}):
+            c.remove(force=True)
+        local.close()
+
+
+@pytest.mark.slow
+def test_a_new_live_service_gets_daily_backups_on_its_host(inventory, secret_store, pool,
+                                                           host_b, cleanup, testbed):
+    cleanup.add("bk-daily")
+    live = _create(inventory, secret_store, pool, "bk-daily", host="hostb",
+                   type_=ServiceType.LIVE)
+    local = _local_docker(testbed, "hostb")
+    try:
+        policy = bk.enable_default_backups(inventory, secret_store, pool, live)
+        assert policy is not None
+        (dest,) = policy.destinations
+        assert (dest.spec, dest.frequency, dest.keep, dest.primary) == ("host", "daily", 7, True)
+        status = bk.scheduler_status(pool, host_b)
+        assert status["running"]
+        (line,) = status["schedules"]
+        f = line.split()
+        assert f[1] == "2" and f[2:5] == ["*", "*", "*"] and f[5] == "bk-daily"
+        assert f[8] == "/backups/0" and f[9] == "7"
+        # Other types get nothing by default (checked on the record, without a second service).
+        for other in (ServiceType.TEST, ServiceType.DEMO, ServiceType.COPY, ServiceType.PREVIEW):
+            as_other = inventory.get_service("bk-daily", host="hostb")
+            as_other.type = other
+            assert bk.enable_default_backups(inventory, secret_store, pool, as_other) is None
+        # Forgetting the service's backups (after a delete) takes it out of the scheduler.
+        bk.forget_backups(inventory, secret_store, pool, live)
+        assert not local.containers.list(all=True, filters={"name": bk.SCHEDULER_CONTAINER})
+    finally:
+        for c in local.containers.list(all=True, filters={"label": "sh.hav.role=backup-scheduler"}):
+            c.remove(force=True)
+        local.close()
+
+
+@pytest.mark.slow
+def test_delete_with_the_backup_offered_keeps_a_safety_backup(inventory, secret_store, pool,
+                                                              host_a, cleanup, sql,
+                                                              _default_dirs):
+    cleanup.add("bk-gone")
+    _default_dirs()
+    svc = _create(inventory, secret_store, pool, "bk-gone")
+    _add_data(pool, host_a, svc, rows=10, files=2)
+    files = len(_filestore(pool, host_a, svc))
+    offer = bk.backup_offer(inventory, secret_store, pool)
+    ops.delete_service(inventory, secret_store, pool, svc, backup_offer=offer)
+    assert _databases(sql, host_a, "bk-gone") == []
+    # The service is gone; its backup is still listed (from the host's default directory).
+    (record,) = bk.list_backups(inventory, pool, host="hosta", service_name="bk-gone")
+    assert record.kind == "safety" and record.files == files
+    assert record.path.startswith(bk.DEFAULT_HOST_ROOT + "/bk-gone/")
+
+
+@pytest.mark.slow
+def test_cli_backup_create_ls_and_dest(inventory, secret_store, pool, host_a, cleanup, bk_dirs,
+                                      havsh_paths):
+    from click.testing import CliRunner
+
+    from havsh_tui.cli import cli
+
+    cleanup.add("bk-cli")
+    _create(inventory, secret_store, pool, "bk-cli")
+    root = bk_dirs("cli")
+    runner = CliRunner()
+    r = runner.invoke(cli, ["backup", "dest", "add", "bk-cli", f"host:{root}", "--primary",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["backup", "create", "bk-cli", "--json"])
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.output.strip().splitlines()[-1])["backup"]
+    assert result["where"].startswith(f"hosta:{root}/bk-cli/")
+    r = runner.invoke(cli, ["backup", "ls", "bk-cli", "--json"])
+    listed = json.loads(r.output)
+    assert [b["id"] for b in listed] == [result["id"]]
+    assert set(listed[0]) >= {"created_at", "size", "destination", "kind", "sha256"}
+    r = runner.invoke(cli, ["backup", "dest", "ls", "bk-cli", "--json"])
+    rows = json.loads(r.output)
+    assert [(x["name"], x["primary"]) for x in rows] == [("host", False), (f"host:{root}", True)]
+    r = runner.invoke(cli, ["backup", "restore", result["id"], "--json"])
+    assert r.exit_code == 2 and "usage" in r.output
+    r = runner.invoke(cli, ["backup", "schedule", "bk-cli", "--dest", "local:/tmp/x",
+                            "--frequency", "daily", "--json"])
+    assert r.exit_code == 1 and "can only write to a directory there" in r.output

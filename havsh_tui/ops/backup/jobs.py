@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import secrets
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,16 +29,17 @@ from havsh_tui.core import names
 from havsh_tui.ops.hosts import OpsError
 from havsh_tui.ops.reporter import NullReporter, Reporter
 from havsh_tui.ops.streams import frames, raw_socket, shutdown_write
-from havsh_tui.remote.ssh import RemoteError
+from havsh_tui.remote.ssh import HostUnreachable
 
 SCRIPTS = ("lib.sh", "backup.sh", "restore.sh", "store.sh", "scheduler.sh")
 SCRIPTS_DIR = "/havsh"
 #: How long a job may stay out of reach (SSH down) before havsh gives up waiting for it.
 RECONNECT_WINDOW = 180.0
-#: Errors that mean "the connection to the host went away", after which a retry may work.
+#: Errors that mean "the connection to the host went away", after which a retry may work
+#: (not a refused key or a missing Docker: those stay wrong however often one asks).
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    RemoteError, requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-    urllib3.exceptions.HTTPError, OSError, EOFError,
+    HostUnreachable, requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+    urllib3.exceptions.HTTPError, ConnectionError, EOFError, TimeoutError,
 )
 
 
@@ -153,6 +155,7 @@ class HostJob:
     reporter: Reporter = field(default_factory=NullReporter)
     on_progress: Callable[[int], None] | None = None
     id: str | None = None
+    name: str = ""
     sock: object = None
     stderr_buf: bytearray = field(default_factory=bytearray)
 
@@ -161,26 +164,43 @@ class HostJob:
         return self.session.docker()
 
     def start(self) -> HostJob:
-        client = self._client()
+        """Create the container (named, so that a create whose answer was lost to an SSH
+        drop is found again, not made twice), give it the scripts, start it once."""
         labels = {names.LABEL_MANAGED: "1", names.LABEL_SERVICE: self.service,
                   names.LABEL_ROLE: f"backup-{self.purpose}"}
         log_config = ({"Type": "none", "Config": {}} if self.stream else
                       {"Type": "json-file", "Config": {"max-size": "20m"}})
-        host_config = client.api.create_host_config(
-            binds=self.binds, network_mode=self.network, log_config=log_config)
-        self.id = client.api.create_container(
-            self.image, command=["sh", f"{SCRIPTS_DIR}/{self.script}", *self.args],
-            entrypoint=[], labels=labels, environment=self.env or None,
-            stdin_open=self.stdin, user="0:0", host_config=host_config,
-            working_dir="/",
-        )["Id"]
+        self.name = f"havsh-{self.service}-{self.purpose}-{secrets.token_hex(4)}"
+
+        def create(client) -> str:
+            try:
+                return client.api.inspect_container(self.name)["Id"]
+            except docker.errors.NotFound:
+                pass
+            host_config = client.api.create_host_config(
+                binds=self.binds, network_mode=self.network, log_config=log_config)
+            return client.api.create_container(
+                self.image, command=["sh", f"{SCRIPTS_DIR}/{self.script}", *self.args],
+                entrypoint=[], labels=labels, environment=self.env or None, name=self.name,
+                stdin_open=self.stdin, user="0:0", host_config=host_config, working_dir="/",
+            )["Id"]
+
+        def start_once(client) -> None:
+            state = client.api.inspect_container(self.id)["State"]
+            if str(state.get("StartedAt", "")).startswith("0001-"):
+                client.api.start(self.id)
+
+        self.id = self._retrying(f"creating the {self.purpose} job", create)
         try:
-            client.api.put_archive(self.id, "/", scripts_tar())
+            archive = scripts_tar()
+            self._retrying(f"creating the {self.purpose} job",
+                           lambda c: c.api.put_archive(self.id, "/", archive))
             if self.stream or self.stdin:
-                self.sock = client.api.attach_socket(
+                # A stream depends on the connection: it fails when the connection does.
+                self.sock = self._client().api.attach_socket(
                     self.id, params={"stdin": 1 if self.stdin else 0, "stdout": 1,
                                      "stderr": 1, "stream": 1})
-            client.api.start(self.id)
+            self._retrying(f"starting the {self.purpose} job", start_once)
         except BaseException:
             self.remove()
             raise
@@ -273,7 +293,6 @@ class HostJob:
 
     def run(self, timeout: float = 24 * 3600.0) -> tuple[str, str]:
         """Start, wait, read the output, remove; JobFailed on a non-zero exit."""
-        self._retrying(f"starting the {self.purpose} job", lambda c: None)
         self.start()
         try:
             code = self.wait(timeout)
