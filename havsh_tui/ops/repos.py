@@ -695,6 +695,7 @@ def deploy_repo(inventory, secret_store, pool, gh, service: Service, repo: str, 
     sha = gh_repo.commit_sha(ref or conn.branch)
     touched = changed_modules(gh_repo, conn.deployed_sha, sha, conn.subdir)
     session = pool.session(inventory.get_host(service.host))
+    url_before = service.url
     steps = OperationSteps(inventory, reporter, kind="repo.deploy", host=service.host,
                            service=service.name, repo=conn.repo, sha=sha,
                            previous_sha=conn.deployed_sha)
@@ -714,6 +715,8 @@ def deploy_repo(inventory, secret_store, pool, gh, service: Service, repo: str, 
         raise
     update_connection(inventory, conn, deployed_sha=sha, deployed_at=utcnow().isoformat(),
                       modules=tree.modules)
+    if service.url != url_before:  # a new container (the addons mount) got its route anew
+        inventory.update_service(service.host, service.name, url=service.url)
     steps.finish("done", modules=tree.modules, plan=plan.to_dict())
     if audit:
         audit.append(service.host, "repo.deploy", service.name, "ok",
@@ -730,6 +733,8 @@ def set_previews(inventory, secret_store, pool, service: Service, repo: str, *,
     reporter = reporter or NullReporter()
     _deployable(inventory, service)
     conn = get_connection(inventory, service.host, service.name, repo)
+    if enabled and gh is not None:
+        gh.repo(conn.repo).open_pulls()  # the token may list them: else the right is named
     changes: dict[str, Any] = {"previews": enabled}
     if forks is not None:
         changes["forks"] = forks

@@ -552,3 +552,35 @@ def test_preview_keys_and_names():
     assert pv.preview_url(s) == "http://havsh-erp-pr1:8069"
     s.url = "https://erp-pr1.example.com"
     assert pv.preview_url(s) == "https://erp-pr1.example.com"
+
+
+def test_cli_watch_runs_passes_and_stops_cleanly_on_sigterm(tmp_path):
+    """`havsh preview watch` under a service manager: one JSON line per pass, and SIGTERM
+    ends it after the pass in progress with exit status 0."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HAVSH_HOME": str(tmp_path), "GITHUB_TOKEN": "",
+           "GITHUB_API_URL": ""}
+    argv = [sys.executable, "-m", "havsh_tui", "preview", "watch", "--json"]
+    done = subprocess.run([*argv, "--interval", "1", "--passes", "2"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    passes = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [p["event"] for p in passes] == ["pass", "pass"] and passes[0]["errors"] == []
+    proc = subprocess.Popen([*argv, "--interval", "600"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert json.loads(first)["event"] == "pass"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
