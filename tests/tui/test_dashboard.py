@@ -147,8 +147,10 @@ async def test_dashboard_answers_service_selected(populated_paths: AppPaths, bui
         assert screen.selected_service.name == "erp-prod"
         await pilot.press("enter")
         await pilot.pause()
-        # Until the detail screen exists, the dashboard says what would open.
-        assert any(n.title == "erp-prod" for n in app._notifications)
+        from havsh_tui.screens.service_detail import ServiceDetailScreen
+
+        assert isinstance(app.screen, ServiceDetailScreen)
+        assert app.screen.service.name == "erp-prod"
 
 
 async def test_theme_change_restyles_rows(populated_paths: AppPaths, build_app: AppFactory):
@@ -393,7 +395,10 @@ async def test_palette_commands_follow_screen_and_selection(
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         titles = [c.title for c in HavshCommands(app.screen).commands()]
-        assert titles == ["services: Filter", "app: Help", "app: Quit"]  # cursor on a heading
+        assert titles == [  # cursor on a heading: no service commands
+            "services: New service…", "services: Filter", "services: Rescan hosts",
+            "app: Help", "app: Quit",
+        ]
         await pilot.press("down")
         await pilot.pause()
         titles = [c.title for c in HavshCommands(app.screen).commands()]
