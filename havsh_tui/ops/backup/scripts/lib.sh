@@ -649,7 +649,7 @@ END {
   print u(48, 8), u(40, 8), u(32, 8)
 }'
 # The central directory: one line per entry, "method flags crc csize usize offset name";
-# a name outside the safe charset is printed as "?".
+# a name outside the safe charset, absolute, or with an empty, . or .. part is printed as "?".
 HV_CD_AWK='
 BEGIN { for (c = 32; c < 127; c++) ch[c] = sprintf("%c", c) }
 { for (i = 1; i <= NF; i++) b[n++] = $i }
@@ -667,7 +667,7 @@ END {
       if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 46 || c == 95 || c == 45 || c == 47)) ok = 0
       else name = name ch[c]
     }
-    if (!ok || nl == 0) name = "?"
+    if (!ok || nl == 0 || name ~ /^\// || name ~ /\/\// || name ~ /(^|\/)\.\.?(\/|$)/) name = "?"
     q = p + 46 + nl; e = q + xl
     while (q + 4 <= e) {
       id = u(q, 2); sz = u(q + 2, 2)
