@@ -59,34 +59,63 @@ def logs(ctx: Context, name, follow, tail, since, level, grep) -> None:
     if tail != "all" and not str(tail).isdigit():
         raise CLIError("--tail takes a number or 'all'", kind="usage", code=2)
     pool = ctx.pool
+    colour = sys.stdout.isatty() and not ctx.json
+    # Odoo's fields are parsed only when something needs them: a plain `havsh logs -f`
+    # passes lines through as fast as they come.
     stream = LogStream(lambda: pool.session(host), container_name(s.name),
                        tail=tail if tail == "all" else int(tail),
-                       since=parse_since(since) if since else None, follow=follow)
-    colour = sys.stdout.isatty() and not ctx.json
+                       since=parse_since(since) if since else None, follow=follow,
+                       parse=bool(ctx.json or colour or flt.min_level))
     out = sys.stdout
+    matches = flt.matches if flt.active else None
     try:
-        for item in stream.lines():
-            if not isinstance(item, LogLine):
-                msg = f"-- {item.kind}: {item.detail}"
+        # One write (and, following, one flush) per batch: a batch is what one read from
+        # the network brought, so nothing waits in a buffer while the stream is idle.
+        for batch in stream.batches():
+            parts: list[str] = []
+            for item in batch:
+                if not isinstance(item, LogLine):
+                    _event(ctx, item.kind, item.detail)
+                    continue
+                if matches is not None and not matches(item):
+                    continue
                 if ctx.json:
-                    click.echo(dumps({"event": item.kind, "detail": item.detail}), err=True)
+                    parts.append(dumps(item.to_dict()))
+                elif colour:
+                    parts.append(click.style(item.text,
+                                             fg=_COLOURS.get(item.effective_level or "")))
                 else:
-                    click.secho(msg, err=True, dim=True)
-                continue
-            if not flt.matches(item):
-                continue
-            if ctx.json:
-                out.write(dumps(item.to_dict()) + "\n")
-            elif colour:
-                out.write(click.style(item.text, fg=_COLOURS.get(item.effective_level or "")) + "\n")
-            else:
-                out.write(item.text + "\n")
-            if follow:
-                out.flush()
+                    parts.append(item.text)
+            if parts:
+                parts.append("")
+                out.write("\n".join(parts))
+                if follow:
+                    out.flush()
+        out.flush()
     except BrokenPipeError:
         stream.stop()
+        _quiet_stdout()
     except KeyboardInterrupt:
         stream.stop()
 
+
+def _event(ctx: Context, kind: str, detail: str) -> None:
+    """A stream event (drop, reconnect, restart) goes to stderr, never among the lines."""
+    if ctx.json:
+        click.echo(dumps({"event": kind, "detail": detail}), err=True)
+    else:
+        click.secho(f"-- {kind}: {detail}", err=True, dim=True)
+
+
+def _quiet_stdout() -> None:
+    # `havsh logs -f x | head`: the reader went away. Point stdout at /dev/null so that the
+    # interpreter's final flush does not raise a second BrokenPipeError.
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 COMMANDS = [logs]

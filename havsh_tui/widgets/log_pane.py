@@ -1,0 +1,1360 @@
+"""The log pane: a container's log (or any list of lines), followed, searched, filtered.
+
+Rendering: :class:`LogView` is a ``ScrollView`` on the Line API (as toolong's LogLines). It
+draws only the rows on screen, from :class:`LogBuffer`, so 100,000 lines cost one list of
+tuples, never 100,000 widgets. Textual's ``Log`` is as fast, but it colours nothing and has no
+filtered view; ``RichLog`` keeps a rendered Strip per line, many times the memory, and is far
+slower to append (tests/bench/test_log_ingest.py measures the pane).
+
+Ingest: a thread worker reads a :class:`~havsh_tui.ops.logs.LogStream` a batch at a time (one
+network read) into a pending list, and posts one ``LinesReady`` at most every
+:data:`BATCH_SECONDS` or :data:`BATCH_LINES`, with one message in flight at a time. While the
+pending list holds :data:`PENDING_MAX` lines or the app's message queue is long, the reader
+stops reading, and the SSH window then holds the engine back (toolong's back-pressure).
+
+Following: ``tail`` is on while the view sits at the bottom. Scrolling up turns it off, and
+an "N new lines ↓" marker (click it, or ``G``/``end``) turns it on again; ``space`` toggles
+it. Memory: the buffer keeps ``max_lines`` lines (settings.log_max_lines) and drops the
+oldest; the view keeps its place while lines go.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.cells import cell_len
+from rich.style import Style
+from rich.text import Text
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import ModalScreen
+from textual.scroll_view import ScrollView
+from textual.selection import Selection
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Button, Input, Label, Static
+from textual.worker import get_current_worker
+
+from havsh_tui.ops.logs import LEVEL_RANK, LineParser, LogLine, StreamEvent, compile_pattern
+
+#: A reader hands a batch over after this long, or this many lines, whichever comes first.
+BATCH_SECONDS = 0.05
+BATCH_LINES = 500
+#: The reader stops reading while this many lines wait for the UI ...
+PENDING_MAX = 10_000
+#: ... or while the app's message queue is this long.
+QUEUE_MAX = 20
+#: Cells of one line that are drawn; the rest is cut with "…" (a 1 MB JSON line would
+#: otherwise make every frame measure it).
+MAX_LINE_CELLS = 2_000
+
+# An entry is (text, level, kind): a tuple, the smallest thing Python has for it.
+ODOO, CONTINUATION, PLAIN, MARKER = 0, 1, 2, 3
+Entry = tuple[str, str | None, int]
+
+#: The level filter's steps, in the order ``l`` goes through them (None: everything).
+LEVEL_STEPS: tuple[str | None, ...] = (None, "INFO", "WARNING", "ERROR")
+
+#: Marker lines for the stream's events.
+MARKER_TEXT = {
+    "disconnected": "connection lost ({detail}); reconnecting",
+    "reconnected": "reconnected; {detail}",
+    "waiting": "the container stopped; waiting for it to start",
+    "restarted": "the container restarted ({detail}); following the new one",
+    "ended": "{detail}",
+}
+#: What the pane's status says after each event.
+EVENT_STATE = {
+    "disconnected": "reconnecting",
+    "reconnected": "following",
+    "waiting": "stopped",
+    "restarted": "following",
+    "ended": "gone",
+}
+
+_NOT_PRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """What can be drawn: tabs expanded, control characters (escapes too) shown as �."""
+    if text.isprintable():
+        return text
+    if "\t" in text:
+        text = text.expandtabs()
+    return _NOT_PRINTABLE.sub("\ufffd", text)
+
+
+def entry_of(item: LogLine) -> Entry:
+    if item.level is not None:
+        return (clean(item.text), item.level, ODOO)
+    if item.continuation and item.effective_level is not None:
+        return (clean(item.text), item.effective_level, CONTINUATION)
+    return (clean(item.text), None, PLAIN)
+
+
+def marker_entry(event: StreamEvent, now: datetime | None = None) -> Entry:
+    body = MARKER_TEXT.get(event.kind, event.kind + " {detail}").format(detail=event.detail)
+    stamp = (now or datetime.now()).astimezone().strftime("%H:%M:%S")
+    return (f"── {stamp} {body} ──", None, MARKER)
+
+
+@dataclass
+class Matcher:
+    """A search or filter pattern as typed: plain text, or ``/regex/``."""
+
+    text: str
+    pattern: re.Pattern[str]
+
+    @property
+    def is_regex(self) -> bool:
+        return is_regex_syntax(self.text)
+
+    @property
+    def label(self) -> str:
+        return self.text if self.is_regex else f'"{self.text}"'
+
+
+def is_regex_syntax(text: str) -> bool:
+    return len(text) >= 2 and text.startswith("/") and text.endswith("/")
+
+
+def parse_matcher(text: str) -> Matcher | None:
+    """``/regex/`` is a regular expression, anything else plain text; case-insensitive.
+    None for an empty text; ValueError (a message for the user) for a bad regex."""
+    if not text:
+        return None
+    if is_regex_syntax(text):
+        return Matcher(text, compile_pattern(text[1:-1]))
+    return Matcher(text, compile_pattern(text, literal=True))
+
+
+class LogBuffer:
+    """The lines of one pane, bounded, with the filtered view and search matches as
+    indexes into it. No Textual here: the widget draws from it, the tests read it.
+
+    Each line has a sequence number that never changes (``offset`` is the number of the
+    first line kept), so the cursor, the matches and the cache survive dropped lines.
+    """
+
+    def __init__(self, max_lines: int = 100_000) -> None:
+        self.max_lines = max(1, max_lines)
+        self.entries: list[Entry] = []
+        self.offset = 0
+        self.min_rank: int | None = None
+        self.filter: Matcher | None = None
+        #: Sequence numbers of the lines the filter shows; None when nothing is filtered.
+        self.view: list[int] | None = None
+        self.search: Matcher | None = None
+        #: Sequence numbers of shown lines that match the search, in order.
+        self.matches: list[int] = []
+        self.width = 0
+        #: Lines taken in since the start (dropped ones included).
+        self.received = 0
+
+    # -- rows ---------------------------------------------------------------------------
+
+    @property
+    def end(self) -> int:
+        return self.offset + len(self.entries)
+
+    @property
+    def row_count(self) -> int:
+        return len(self.entries) if self.view is None else len(self.view)
+
+    def seq_at(self, row: int) -> int:
+        return self.offset + row if self.view is None else self.view[row]
+
+    def row_of(self, seq: int) -> int | None:
+        """The row that shows line ``seq``, or None (dropped, or filtered out)."""
+        if seq < self.offset or seq >= self.end:
+            return None
+        if self.view is None:
+            return seq - self.offset
+        row = bisect_left(self.view, seq)
+        return row if row < len(self.view) and self.view[row] == seq else None
+
+    def row_at_or_after(self, seq: int) -> int:
+        if self.view is None:
+            return min(max(seq - self.offset, 0), len(self.entries))
+        return bisect_left(self.view, seq)
+
+    def entry(self, seq: int) -> Entry:
+        return self.entries[seq - self.offset]
+
+    def shown_texts(self, *, markers: bool = False) -> list[str]:
+        """The text of every row shown (filtered when a filter is on)."""
+        entries, offset = self.entries, self.offset
+        rows: Iterable[Entry] = (
+            entries if self.view is None else (entries[s - offset] for s in self.view)
+        )
+        return [e[0] for e in rows if markers or e[2] != MARKER]
+
+    # -- filters ------------------------------------------------------------------------
+
+    def shows(self, entry: Entry) -> bool:
+        if entry[2] == MARKER:
+            return True  # drops and restarts stay visible under any filter
+        if self.min_rank is not None:
+            level = entry[1]
+            if level is None or LEVEL_RANK[level] < self.min_rank:
+                return False
+        if self.filter is not None and not self.filter.pattern.search(entry[0]):
+            return False
+        return True
+
+    def set_filter(self, min_level: str | None, matcher: Matcher | None) -> None:
+        self.min_rank = None if min_level is None else LEVEL_RANK[min_level]
+        self.filter = matcher
+        if self.min_rank is None and matcher is None:
+            self.view = None
+        else:
+            shows, offset = self.shows, self.offset
+            self.view = [offset + i for i, e in enumerate(self.entries) if shows(e)]
+        self._rematch()
+
+    def set_search(self, matcher: Matcher | None) -> None:
+        self.search = matcher
+        self._rematch()
+
+    def _rematch(self) -> None:
+        self.matches = []
+        if self.search is None:
+            return
+        search, entries, offset = self.search.pattern.search, self.entries, self.offset
+        seqs: Iterable[int] = range(offset, self.end) if self.view is None else self.view
+        self.matches = [s for s in seqs
+                        if entries[s - offset][2] != MARKER and search(entries[s - offset][0])]
+
+    # -- appending ----------------------------------------------------------------------
+
+    def append(self, new: Sequence[Entry]) -> tuple[int, int]:
+        """Add lines; returns (rows added, rows dropped from the front) as shown."""
+        if not new:
+            return 0, 0
+        base = self.end
+        self.entries.extend(new)
+        self.received += len(new)
+        width = self.width
+        for entry in new:
+            text = entry[0]
+            n = len(text) if text.isascii() else cell_len(text)
+            if n > width:
+                width = n
+        self.width = min(width, MAX_LINE_CELLS)
+        if self.view is None:
+            added = len(new)
+            new_seqs: Iterable[int] = range(base, base + added)
+        else:
+            shows = self.shows
+            new_seqs = [base + i for i, e in enumerate(new) if shows(e)]
+            self.view.extend(new_seqs)
+            added = len(new_seqs)
+        if self.search is not None:
+            search = self.search.pattern.search
+            entries, offset = self.entries, self.offset
+            self.matches.extend(
+                s for s in new_seqs
+                if entries[s - offset][2] != MARKER and search(entries[s - offset][0])
+            )
+        return added, self._prune()
+
+    def _prune(self) -> int:
+        excess = len(self.entries) - self.max_lines
+        if excess <= 0:
+            return 0
+        # One slice delete per batch: a memmove of pointers, cheap next to the batch.
+        del self.entries[:excess]
+        self.offset += excess
+        if self.matches and self.matches[0] < self.offset:
+            del self.matches[: bisect_left(self.matches, self.offset)]
+        if self.view is None:
+            return excess
+        dropped = bisect_left(self.view, self.offset)
+        del self.view[:dropped]
+        return dropped
+
+    def clear(self) -> None:
+        self.offset = self.end
+        self.entries.clear()
+        self.matches.clear()
+        if self.view is not None:
+            self.view.clear()
+        self.width = 0
+
+
+class LogView(ScrollView, can_focus=True):
+    """The Line API widget: draws the rows of a :class:`LogBuffer` that are on screen."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "log-view--timestamp",
+        "log-view--debug",
+        "log-view--info",
+        "log-view--warning",
+        "log-view--error",
+        "log-view--critical",
+        "log-view--warning-text",
+        "log-view--error-text",
+        "log-view--traceback",
+        "log-view--marker",
+        "log-view--match",
+        "log-view--match-current",
+        "log-view--cursor",
+        "log-view--range",
+    }
+
+    DEFAULT_CSS = """
+    LogView {
+        background: $surface;
+        overflow: auto auto;
+        scrollbar-gutter: stable;
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "toggle_cursor", "Line cursor", id="log-cursor", show=False),
+    ]
+
+    #: Following the end of the log.
+    tail: reactive[bool] = reactive(True, init=False)
+    #: The line under the cursor (a sequence number), or None.
+    cursor: reactive[int | None] = reactive(None, init=False, repaint=False)
+    #: The other end of a range selection started with ``v`` (a sequence number).
+    anchor: reactive[int | None] = reactive(None, init=False, repaint=False)
+
+    class TailChanged(Message):
+        def __init__(self, view: LogView, tail: bool) -> None:
+            super().__init__()
+            self.view = view
+            self.tail = tail
+
+    class CursorMoved(Message):
+        def __init__(self, view: LogView) -> None:
+            super().__init__()
+            self.view = view
+
+    def __init__(self, buffer: LogBuffer, *, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.buffer = buffer
+        #: Rows added while not following: the "N new lines" count.
+        self.new_lines = 0
+        self._cache: LRUCache[tuple[int, int], Strip] = LRUCache(1024)
+        self._styles: dict[str, Style] | None = None
+        #: True while the widget itself moves the scroll position (not the user).
+        self._auto_scroll = False
+        self._at_end = False
+
+    # -- styles and cache ---------------------------------------------------------------
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles = None
+        self._cache.clear()
+
+    def _style(self, name: str) -> Style:
+        if self._styles is None:
+            self._styles = {n[len("log-view--"):]: self._component(n)
+                            for n in self.COMPONENT_CLASSES}
+        return self._styles[name]
+
+    def _component(self, name: str) -> Style:
+        # The full style blends translucent theme colours ($primary 30%) over the widget's
+        # background; the partial one says which properties the class sets. Keep only those,
+        # so a timestamp's colour does not paint over the cursor's background.
+        full = self.get_component_rich_style(name)
+        part = self.get_component_rich_style(name, partial=True)
+        return Style.from_color(
+            full.color if part.color is not None else None,
+            full.bgcolor if part.bgcolor is not None else None,
+        ) + part.without_color
+
+    def invalidate(self) -> None:
+        """Forget every drawn line (search or filter changed) and redraw."""
+        self._cache.clear()
+        self.refresh()
+
+    # -- data in ------------------------------------------------------------------------
+
+    def rows_changed(self, added: int, dropped: int) -> None:
+        """After the buffer grew (and maybe dropped lines): size, scroll, marker."""
+        buffer = self.buffer
+        self.virtual_size = Size(buffer.width, buffer.row_count)
+        if self.tail:
+            self._scroll_quietly(y=self.max_scroll_y)
+            self.refresh()
+        else:
+            if dropped:
+                # Keep the rows on screen where they are while older ones go.
+                self._scroll_quietly(y=max(0, self.scroll_y - dropped))
+                self.refresh()
+            elif added:
+                bottom = self.scroll_y + self.scrollable_content_region.height
+                if bottom + added >= self.virtual_size.height:
+                    self.refresh()
+            self.new_lines += added
+
+    def rows_rebuilt(self) -> None:
+        """After the filter changed: every row may be another line."""
+        self.virtual_size = Size(self.buffer.width, self.buffer.row_count)
+        self._cache.clear()
+        if self.tail:
+            self._scroll_quietly(y=self.max_scroll_y)
+        elif self.cursor is not None:
+            self.scroll_to_seq(self.cursor)
+        self.refresh()
+
+    def _scroll_quietly(self, *, y: float) -> None:
+        self._auto_scroll = True
+        try:
+            # force: right after a batch, layout has not yet shown the scrollbar that
+            # allows scrolling; the position is clamped to the new size all the same.
+            self.scroll_to(y=y, animate=False, force=True)
+        finally:
+            self._auto_scroll = False
+
+    # -- following ----------------------------------------------------------------------
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._auto_scroll:
+            return
+        if new_value < old_value and new_value < self.max_scroll_y:
+            self.tail = False  # the user scrolled up: stop following
+        elif new_value > old_value and new_value >= self.max_scroll_y and self.cursor is None:
+            # ... and back down to the end: follow again. Already at the end, and this may
+            # run inside a scroll animation's step, which a new scroll must not stop.
+            self._at_end = True
+            try:
+                self.tail = True
+            finally:
+                self._at_end = False
+
+    def watch_tail(self, tail: bool) -> None:
+        if tail:
+            self.new_lines = 0
+            self.cursor = None
+            self.anchor = None
+            if not self._at_end:
+                self._scroll_quietly(y=self.max_scroll_y)
+            self.refresh()
+        self.post_message(self.TailChanged(self, tail))
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.tail:
+            self.call_after_refresh(self._scroll_quietly, y=self.max_scroll_y)
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size,
+                      layout: bool = True) -> bool:
+        changed = super()._size_updated(size, virtual_size, container_size, layout)
+        # A horizontal scrollbar that just appeared takes a row: stay on the last line.
+        if self.tail and self.scroll_y != self.max_scroll_y:
+            self._scroll_quietly(y=self.max_scroll_y)
+        return changed
+
+    # -- cursor -------------------------------------------------------------------------
+
+    def watch_cursor(self, old: int | None, new: int | None) -> None:
+        self._cache.clear()
+        self.refresh()
+        self.post_message(self.CursorMoved(self))
+
+    def watch_anchor(self) -> None:
+        self._cache.clear()
+        self.refresh()
+
+    def scroll_to_seq(self, seq: int, *, center: bool = True) -> None:
+        row = self.buffer.row_of(seq)
+        if row is None:
+            return
+        height = self.scrollable_content_region.height
+        top = self.scroll_y
+        if center:
+            if row < top or row >= top + height:
+                self._scroll_quietly(y=max(0, row - height // 2))
+        elif row < top:
+            self._scroll_quietly(y=row)
+        elif row >= top + height:
+            self._scroll_quietly(y=row - height + 1)
+
+    def bottom_seq(self) -> int | None:
+        """The last line on screen (the newest while following)."""
+        buffer = self.buffer
+        if not buffer.row_count:
+            return None
+        height = max(1, self.scrollable_content_region.height)
+        row = min(int(self.scroll_y) + height, buffer.row_count) - 1
+        return buffer.seq_at(max(row, 0))
+
+    def move_cursor(self, rows: int) -> None:
+        buffer = self.buffer
+        if not buffer.row_count:
+            return
+        if self.cursor is None:
+            self.cursor = self.bottom_seq()
+            return
+        row = buffer.row_of(self.cursor)
+        if row is None:
+            row = min(buffer.row_at_or_after(self.cursor), buffer.row_count - 1)
+        row = max(0, min(buffer.row_count - 1, row + rows))
+        self.tail = False
+        self.cursor = buffer.seq_at(row)
+        self.scroll_to_seq(self.cursor, center=False)
+
+    def action_toggle_cursor(self) -> None:
+        if self.cursor is None:
+            self.tail = False
+            self.cursor = self.bottom_seq()
+        else:
+            self.cursor = None
+            self.anchor = None
+
+    def action_scroll_up(self) -> None:
+        if self.cursor is not None:
+            self.move_cursor(-1)
+        else:
+            super().action_scroll_up()
+
+    def action_scroll_down(self) -> None:
+        if self.cursor is not None:
+            self.move_cursor(+1)
+        else:
+            super().action_scroll_down()
+
+    def action_page_up(self) -> None:
+        if self.cursor is not None:
+            self.move_cursor(-max(1, self.scrollable_content_region.height - 1))
+        else:
+            super().action_page_up()
+
+    def action_page_down(self) -> None:
+        if self.cursor is not None:
+            self.move_cursor(max(1, self.scrollable_content_region.height - 1))
+        else:
+            super().action_page_down()
+
+    def action_scroll_end(self) -> None:
+        self.tail = True
+
+    def action_scroll_home(self) -> None:
+        self.tail = False
+        if self.cursor is not None and self.buffer.row_count:
+            self.cursor = self.buffer.seq_at(0)
+        self._scroll_quietly(y=0)
+
+    def on_click(self, event: events.Click) -> None:
+        row = int(self.scroll_y) + event.y
+        if 0 <= row < self.buffer.row_count and event.chain == 1:
+            self.tail = False
+            self.cursor = self.buffer.seq_at(row)
+
+    # -- the range between cursor and anchor ---------------------------------------------
+
+    def selected_range(self) -> tuple[int, int] | None:
+        """(first, last) sequence numbers of the ``v`` selection, or None."""
+        if self.cursor is None or self.anchor is None:
+            return None
+        return (min(self.cursor, self.anchor), max(self.cursor, self.anchor))
+
+    # -- mouse selection (Textual's text selection) --------------------------------------
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        buffer = self.buffer
+        if not buffer.row_count:
+            return None
+        first = 0 if selection.start is None else max(0, selection.start.y)
+        last = buffer.row_count - 1 if selection.end is None else selection.end.y
+        last = min(last, buffer.row_count - 1)
+        if last < first:
+            return None
+        texts = [buffer.entry(buffer.seq_at(r))[0] for r in range(first, last + 1)]
+        start = None if selection.start is None else selection.start._replace(y=0)
+        end = None if selection.end is None else selection.end._replace(y=last - first)
+        return Selection(start, end).extract("\n".join(texts)), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self._cache.clear()
+        self.refresh()
+
+    # -- drawing ------------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        row = scroll_y + y
+        width = self.size.width
+        buffer = self.buffer
+        base = self.rich_style
+        if row >= buffer.row_count:
+            return Strip.blank(width, base)
+        seq = buffer.seq_at(row)
+        mark = 0
+        if seq == self.cursor:
+            mark = 1
+        else:
+            span = self.selected_range()
+            if span is not None and span[0] <= seq <= span[1]:
+                mark = 2
+        selection = self.text_selection
+        key = (seq, mark)
+        strip = None if selection is not None else self._cache.get(key)
+        if strip is None:
+            strip = self._render_entry(buffer.entry(seq), seq, row, mark, selection)
+            if selection is None:
+                self._cache[key] = strip
+        fill = base
+        if mark:
+            fill = base + self._style("cursor" if mark == 1 else "range")
+        return strip.crop_extend(scroll_x, scroll_x + width, fill).apply_offsets(scroll_x, row)
+
+    def _render_entry(self, entry: Entry, seq: int, row: int, mark: int,
+                      selection: Selection | None) -> Strip:
+        text, level, kind = entry
+        if len(text) > MAX_LINE_CELLS:
+            text = text[: MAX_LINE_CELLS - 1] + "…"
+        line = Text(text, no_wrap=True, end="")
+        style = self._style
+        if kind == MARKER:
+            line.stylize(style("marker"))
+        elif kind == ODOO and level is not None:
+            line.stylize(style("timestamp"), 0, 23)
+            at = text.find(level, 24)
+            if at > 0:
+                lname = level.lower()
+                line.stylize(style(lname), at, at + len(level))
+                if lname in ("warning", "error", "critical"):
+                    text_style = "warning-text" if lname == "warning" else "error-text"
+                    line.stylize(style(text_style), at + len(level))
+        elif kind == CONTINUATION and level in ("ERROR", "CRITICAL"):
+            line.stylize(style("traceback"))
+        search = self.buffer.search
+        if search is not None and kind != MARKER:
+            current = mark == 1
+            hit = style("match-current" if current else "match")
+            for m in search.pattern.finditer(text):
+                if m.end() > m.start():
+                    line.stylize(hit, m.start(), m.end())
+        if mark:
+            line.stylize_before(style("cursor" if mark == 1 else "range"))
+        if selection is not None:
+            span = selection.get_span(row)
+            if span is not None:
+                start, end = span
+                if end == -1:
+                    end = len(line)
+                line.stylize(self.screen.get_component_rich_style("screen--selection"),
+                             start, end)
+        line.stylize_before(self.rich_style)
+        return Strip(line.render(self.app.console), line.cell_len)
+
+
+class NewLinesMarker(Static):
+    """ "1,234 new lines ↓": shown while the pane does not follow; a click follows again."""
+
+    class Clicked(Message):
+        pass
+
+    def on_click(self) -> None:
+        self.post_message(self.Clicked())
+
+
+class SaveLogDialog(ModalScreen[Path | None]):
+    """Asks where to save the shown lines. Dismisses with the path, or None (esc).
+
+    Its frame matches dialogs/Dialog's, but it stands alone: a pane embedded anywhere (an
+    operation's log) can save without the app's dialogs.
+    """
+
+    DEFAULT_CSS = """
+    SaveLogDialog {
+        align: center middle;
+        background: $background 60%;
+    }
+    SaveLogDialog > .dialog {
+        width: 76;
+        max-width: 95%;
+        height: auto;
+        border: thick $primary;
+        background: $surface;
+        padding: 0 1;
+    }
+    SaveLogDialog .dialog-title {
+        text-style: bold;
+        color: $text-primary;
+        padding: 0 0 1 0;
+    }
+    SaveLogDialog .dialog-hint {
+        color: $text-warning;
+        height: auto;
+    }
+    SaveLogDialog .dialog-buttons {
+        height: auto;
+        align-horizontal: right;
+        padding: 1 0 0 0;
+    }
+    SaveLogDialog .dialog-buttons Button {
+        margin: 0 0 0 2;
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="save-log-cancel"),
+    ]
+
+    def __init__(self, default: Path, count: int) -> None:
+        super().__init__()
+        self.default = default
+        self.count = count
+        self._confirm_overwrite: Path | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static("Save the log", classes="dialog-title")
+            yield Static(f"{self.count:,} line{'s' if self.count != 1 else ''} to write.",
+                         classes="dialog-text")
+            yield Input(str(self.default), id="save-path")
+            yield Static("", id="save-error", classes="dialog-hint")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="save-cancel")
+                yield Button("Save", id="save-ok", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#save-path", Input).focus()
+
+    @on(Button.Pressed, "#save-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#save-ok")
+    @on(Input.Submitted, "#save-path")
+    def _submit(self) -> None:
+        raw = self.query_one("#save-path", Input).value.strip()
+        error = self.query_one("#save-error", Static)
+        if not raw:
+            error.update("Give a file name.")
+            return
+        path = Path(raw).expanduser()
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        if path.is_dir():
+            error.update(f"{path} is a folder; give a file name in it.")
+            return
+        if not path.parent.is_dir():
+            error.update(f"There is no folder {path.parent}.")
+            return
+        if path.exists() and self._confirm_overwrite != path:
+            self._confirm_overwrite = path
+            error.update(f"{path.name} exists. Press enter again to replace it.")
+            return
+        self.dismiss(path)
+
+
+class LogPane(Widget, can_focus=False):
+    """One log: a title, a search/filter prompt, the :class:`LogView`, its status.
+
+    Feed it from a stream (``LogPane(stream_factory=...)``: a thread worker follows it from
+    mount to unmount), or from code with :meth:`append_lines` (operation logs).
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "toggle_tail", "Pause", id="log-pause"),
+        Binding("slash", "search", "Search", id="log-search"),
+        Binding("n", "next_match", "Next", id="log-next", show=False),
+        Binding("N", "previous_match", "Previous", id="log-previous", show=False),
+        Binding("f", "filter", "Filter", id="log-filter"),
+        Binding("l", "cycle_level", "Level", id="log-level"),
+        Binding("G", "follow", "End", id="log-end", show=False),
+        Binding("g", "start", "Start", id="log-start", show=False),
+        Binding("v", "select_range", "Select", id="log-select", show=False),
+        Binding("y", "copy", "Copy", id="log-copy"),
+        Binding("s", "save", "Save", id="log-save"),
+        Binding("escape", "clear", "Clear", id="log-clear", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    LogPane {
+        layers: base overlay;
+        height: 1fr;
+        width: 1fr;
+    }
+    LogPane > LogView {
+        height: 1fr;
+    }
+    LogPane > #log-prompt {
+        dock: top;
+        height: 1;
+    }
+    LogPane > #log-prompt.-hidden {
+        display: none;
+    }
+    LogPane #log-prompt-label {
+        width: auto;
+        padding: 0 1;
+    }
+    LogPane #log-prompt-input {
+        width: 1fr;
+        height: 1;
+        border: none;
+        padding: 0;
+    }
+    LogPane > NewLinesMarker {
+        layer: overlay;
+        dock: bottom;
+        width: auto;
+        height: 1;
+        padding: 0 1;
+    }
+    LogPane > NewLinesMarker.-hidden {
+        display: none;
+    }
+    """
+
+    #: What the stream does: idle (no stream), connecting, following, reconnecting,
+    #: stopped (the container), gone (no container), ended, failed.
+    state: reactive[str] = reactive("idle", init=False)
+
+    class LinesReady(Message):
+        """Posted by the reader thread: pending lines wait (one message in flight)."""
+
+    class StateChanged(Message):
+        def __init__(self, pane: LogPane, state: str) -> None:
+            super().__init__()
+            self.pane = pane
+            self.state = state
+
+    def __init__(
+        self,
+        title: str = "",
+        *,
+        max_lines: int = 100_000,
+        stream_factory: Callable[[], Any] | None = None,
+        save_name: str = "havsh",
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self.title = title
+        self.border_title = title
+        self.save_name = save_name
+        self.buffer = LogBuffer(max_lines)
+        self.stream_factory = stream_factory
+        self._stream: Any = None
+        self._parser = LineParser()
+        self.min_level: str | None = None
+        self._prompt_kind: str | None = None  # "search" or "filter" while the prompt shows
+        self._lock = threading.Lock()
+        self._pending: list[LogLine | StreamEvent] = []
+        self._in_flight = False
+        self._last_post = 0.0
+        self._closing = False
+        self._flush_timer: Any = None
+
+    # -- composition --------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="log-prompt", classes="-hidden"):
+            yield Label("", id="log-prompt-label")
+            # Disabled while hidden, or auto-focus would give it the keys.
+            yield Input(id="log-prompt-input", disabled=True)
+        yield LogView(self.buffer, id="log-view")
+        yield NewLinesMarker("", id="log-new-lines", classes="-hidden")
+
+    @property
+    def view(self) -> LogView:
+        return self.query_one("#log-view", LogView)
+
+    @property
+    def prompt_input(self) -> Input:
+        return self.query_one("#log-prompt-input", Input)
+
+    def on_mount(self) -> None:
+        if self.buffer.row_count:
+            self.view.rows_rebuilt()
+        self._update_status()
+        if self.stream_factory is not None:
+            self.start_following()
+
+    def on_unmount(self) -> None:
+        self.stop()
+
+    def focus(self, scroll_visible: bool = True) -> LogPane:  # type: ignore[override]
+        self.view.focus(scroll_visible)
+        return self
+
+    # -- public API ---------------------------------------------------------------------
+
+    @property
+    def tail(self) -> bool:
+        return self.view.tail
+
+    @tail.setter
+    def tail(self, value: bool) -> None:
+        self.view.tail = value
+
+    @property
+    def line_count(self) -> int:
+        """Lines held (at most max_lines)."""
+        return len(self.buffer.entries)
+
+    def shown_lines(self, *, markers: bool = False) -> list[str]:
+        """The text of every line the pane shows, filters applied."""
+        return self.buffer.shown_texts(markers=markers)
+
+    @property
+    def search_position(self) -> tuple[int | None, int]:
+        """(1-based index of the cursor's match or None, number of matches)."""
+        matches = self.buffer.matches
+        cursor = self.view.cursor
+        if cursor is None or not matches:
+            return None, len(matches)
+        i = bisect_left(matches, cursor)
+        return (i + 1 if i < len(matches) and matches[i] == cursor else None), len(matches)
+
+    def append_lines(self, lines: Iterable[str]) -> None:
+        """Add lines from code (an operation's log, a static text). Odoo lines are parsed
+        and coloured as in a container's log. Call it on the event loop."""
+        parse = self._parser.parse
+        self._add([entry_of(parse(text)) for raw in lines for text in raw.split("\n")])
+
+    def append_items(self, items: Iterable[LogLine | StreamEvent]) -> None:
+        """Add parsed lines and stream events (markers)."""
+        entries: list[Entry] = []
+        state = None
+        for item in items:
+            if isinstance(item, LogLine):
+                entries.append(entry_of(item))
+            else:
+                # The app's clock (frozen in tests) stamps the marker.
+                clock = getattr(self.app, "clock", None)
+                entries.append(marker_entry(item, clock() if callable(clock) else None))
+                state = EVENT_STATE.get(item.kind, self.state)
+        self._add(entries)
+        if state is not None:
+            self.state = state
+
+    def clear(self) -> None:
+        self.buffer.clear()
+        self.view.rows_rebuilt()
+        self._update_status()
+
+    def start_following(self) -> None:
+        """Start (or restart) the reader worker on a new stream from stream_factory."""
+        if self.stream_factory is None:
+            raise ValueError("this pane has no stream")
+        self.stop()
+        self._closing = False
+        stream = self.stream_factory()
+        self._stream = stream
+        self.state = "connecting"
+        app = self.app
+        self.run_worker(lambda: self._read(stream, app), thread=True, exclusive=True,
+                        group=f"log-pane-{id(self)}", name=f"logs {self.title}",
+                        exit_on_error=False)
+        # Lines that came just after a post wait for the next one; at the end of a burst
+        # there is none, so this timer takes them.
+        self._flush_timer = self.set_interval(BATCH_SECONDS, self._flush_idle)
+
+    def stop(self) -> None:
+        """Stop following (the worker ends; the lines stay)."""
+        self._closing = True
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.stop()
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
+
+    # -- the reader (a thread) ----------------------------------------------------------
+
+    def _read(self, stream: Any, app: Any) -> None:
+        worker = get_current_worker()
+        batches = stream.batches() if hasattr(stream, "batches") else (
+            [item] for item in stream.lines())
+        try:
+            for batch in batches:
+                if worker.is_cancelled or self._closing:
+                    break
+                with self._lock:
+                    self._pending.extend(batch)
+                    waiting = len(self._pending)
+                self._post_if_due(waiting)
+                # Back-pressure: read no further while the UI is behind. The SSH window
+                # fills, and the engine waits for us.
+                while ((len(self._pending) >= PENDING_MAX
+                        or app.message_queue_size > QUEUE_MAX)
+                       and not worker.is_cancelled and not self._closing):
+                    self._post_if_due(PENDING_MAX)
+                    time.sleep(0.005)
+        finally:
+            stream.stop()
+            self._post_if_due(BATCH_LINES)
+
+    def _post_if_due(self, waiting: int) -> None:
+        with self._lock:
+            if self._in_flight or not self._pending:
+                return
+            if waiting < BATCH_LINES and time.monotonic() - self._last_post < BATCH_SECONDS:
+                return  # the idle flush (a timer on the UI side) takes it
+            self._in_flight = True
+        self.post_message(self.LinesReady())
+
+    def _flush_idle(self) -> None:
+        if self._pending and not self._in_flight:
+            self._drain()
+
+    @on(LinesReady)
+    def _on_lines_ready(self, event: LinesReady) -> None:
+        event.stop()
+        self._drain()
+
+    def _drain(self) -> None:
+        with self._lock:
+            items, self._pending = self._pending, []
+            self._in_flight = False
+            self._last_post = time.monotonic()
+        if not items:
+            return
+        if self.state in ("connecting", "idle"):
+            self.state = "following"
+        self.append_items(items)
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        # The stream ends by itself only without follow, or on an error LogStream does
+        # not retry (a bug): say so instead of failing silently.
+        from textual.worker import WorkerState
+
+        if event.worker.group != f"log-pane-{id(self)}":
+            return
+        event.stop()
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.append_items([StreamEvent("ended", f"the log stream failed: {error}")])
+            self.state = "failed"
+        elif event.state == WorkerState.SUCCESS and not self._closing:
+            self.state = "ended"
+
+    # -- drawing the status ---------------------------------------------------------------
+
+    def _add(self, entries: list[Entry]) -> None:
+        added, dropped = self.buffer.append(entries)
+        if not self.is_mounted:
+            return  # on_mount sizes the view from the buffer
+        view = self.view
+        view.rows_changed(added, dropped)
+        self._update_marker()
+        if self.buffer.search is not None and added:
+            self._update_status()
+
+    def watch_state(self) -> None:
+        self._update_status()
+        self.post_message(self.StateChanged(self, self.state))
+
+    def _update_marker(self) -> None:
+        view = self.view
+        marker = self.query_one("#log-new-lines", NewLinesMarker)
+        hidden = view.tail or view.new_lines == 0
+        if not hidden:
+            n = view.new_lines
+            marker.update(f"{n:,} new line{'s' if n != 1 else ''} ↓")
+        marker.set_class(hidden, "-hidden")
+
+    def status_text(self) -> str:
+        """The pane's bottom line: following or paused, filters, search position."""
+        parts: list[str] = []
+        view = self.view
+        state = self.state
+        if state == "reconnecting":
+            parts.append("⚠ reconnecting")
+        elif state == "stopped":
+            parts.append("■ container stopped")
+        elif state in ("gone", "failed"):
+            parts.append("✘ no stream")
+        elif state == "connecting":
+            parts.append("… connecting")
+        elif state == "ended":
+            parts.append("■ end of log")
+        if not view.tail:
+            parts.append("‖ paused")
+        elif state == "following":
+            parts.append("● following")
+        if self.min_level is not None:
+            parts.append(f"≥{self.min_level}")
+        if self.buffer.filter is not None:
+            parts.append(f"filter {self.buffer.filter.label}")
+        if self.buffer.filter is not None or self.min_level is not None:
+            parts.append(f"{self.buffer.row_count:,} shown")
+        if self.buffer.search is not None:
+            index, total = self.search_position
+            parts.append(f"{self.buffer.search.label} {index or '–'}/{total}")
+        return " · ".join(parts)
+
+    def _update_status(self) -> None:
+        if not self.is_mounted:
+            return
+        self.border_subtitle = self.status_text()
+        self.set_class(not self.view.tail, "-paused")
+        self.set_class(self.state == "reconnecting", "-reconnecting")
+
+    @on(LogView.TailChanged)
+    def _on_tail_changed(self, event: LogView.TailChanged) -> None:
+        event.stop()
+        self._update_marker()
+        self._update_status()
+
+    @on(LogView.CursorMoved)
+    def _on_cursor_moved(self, event: LogView.CursorMoved) -> None:
+        event.stop()
+        if self.buffer.search is not None:
+            self._update_status()
+
+    @on(NewLinesMarker.Clicked)
+    def _on_marker_clicked(self, event: NewLinesMarker.Clicked) -> None:
+        event.stop()
+        self.view.tail = True
+        self.view.focus()
+
+    # -- actions ------------------------------------------------------------------------
+
+    def action_toggle_tail(self) -> None:
+        self.view.tail = not self.view.tail
+
+    def action_follow(self) -> None:
+        self.view.tail = True
+
+    def action_start(self) -> None:
+        self.view.action_scroll_home()
+
+    def action_cycle_level(self) -> None:
+        i = LEVEL_STEPS.index(self.min_level) if self.min_level in LEVEL_STEPS else 0
+        self.set_level(LEVEL_STEPS[(i + 1) % len(LEVEL_STEPS)])
+
+    def set_level(self, level: str | None) -> None:
+        """Show only lines at ``level`` or above (None: all); tracebacks go with their line."""
+        if level is not None and level not in LEVEL_RANK:
+            raise ValueError(f"unknown level {level!r}")
+        self.min_level = level
+        self.buffer.set_filter(level, self.buffer.filter)
+        self.view.rows_rebuilt()
+        self._update_status()
+
+    def set_filter(self, text: str) -> None:
+        """Show only lines containing ``text`` (``/regex/`` for a regex); "" shows all.
+        Raises ValueError for a bad regex, the filter unchanged."""
+        matcher = parse_matcher(text)
+        self.buffer.set_filter(self.min_level, matcher)
+        self.view.rows_rebuilt()
+        self._update_status()
+
+    def set_search(self, text: str) -> None:
+        """Highlight ``text`` (``/regex/`` for a regex); "" ends the search.
+        Raises ValueError for a bad regex, the search unchanged."""
+        matcher = parse_matcher(text)
+        self.buffer.set_search(matcher)
+        self.view.invalidate()
+        self._update_status()
+        self.refresh_bindings()
+
+    def action_search(self) -> None:
+        self._open_prompt("search")
+
+    def action_filter(self) -> None:
+        self._open_prompt("filter")
+
+    def action_next_match(self) -> None:
+        self._jump_match(+1)
+
+    def action_previous_match(self) -> None:
+        self._jump_match(-1)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("next_match", "previous_match"):
+            return self.buffer.search is not None
+        return True
+
+    def _jump_match(self, direction: int) -> None:
+        matches = self.buffer.matches
+        if not matches:
+            if self.buffer.search is not None:
+                self.notify(f"No line matches {self.buffer.search.label}.", timeout=3)
+            return
+        view = self.view
+        cursor = view.cursor
+        if cursor is None:
+            # From the bottom of the screen: n finds the next one below, N the one above.
+            cursor = view.bottom_seq() or matches[-1]
+            target = (bisect_left(matches, cursor + 1) if direction > 0
+                      else bisect_left(matches, cursor + 1) - 1)
+        elif direction > 0:
+            target = bisect_left(matches, cursor + 1)
+        else:
+            target = bisect_left(matches, cursor) - 1
+        if target >= len(matches):
+            target = 0
+            self.notify("Search wrapped to the first match.", timeout=2)
+        elif target < 0:
+            target = len(matches) - 1
+            self.notify("Search wrapped to the last match.", timeout=2)
+        view.tail = False
+        view.cursor = matches[target]
+        view.scroll_to_seq(matches[target])
+        self._update_status()
+
+    def action_select_range(self) -> None:
+        view = self.view
+        if view.cursor is None:
+            view.tail = False
+            view.cursor = view.bottom_seq()
+        view.anchor = None if view.anchor is not None else view.cursor
+
+    def copy_text(self) -> tuple[str, int] | None:
+        """What ``y`` copies: the mouse selection, else the ``v`` range, else the cursor's
+        line, else the last line on screen. (text, number of lines)."""
+        view = self.view
+        buffer = self.buffer
+        if view.text_selection is not None:
+            got = view.get_selection(view.text_selection)
+            if got and got[0]:
+                return got[0], got[0].count("\n") + 1
+        span = view.selected_range()
+        if span is not None:
+            first = buffer.row_at_or_after(span[0])
+            rows = range(first, buffer.row_count)
+            texts = []
+            for row in rows:
+                seq = buffer.seq_at(row)
+                if seq > span[1]:
+                    break
+                texts.append(buffer.entry(seq)[0])
+            return "\n".join(texts), len(texts)
+        seq = view.cursor if view.cursor is not None else view.bottom_seq()
+        if seq is None or buffer.row_of(seq) is None:
+            return None
+        return buffer.entry(seq)[0], 1
+
+    def action_copy(self) -> None:
+        got = self.copy_text()
+        if got is None:
+            self.notify("Nothing to copy.", timeout=3)
+            return
+        text, n = got
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied {n:,} line{'s' if n != 1 else ''} to the clipboard.", timeout=3)
+
+    def action_save(self) -> None:
+        texts = self.shown_lines()
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        default = Path.cwd() / f"{self.save_name}-{stamp}.log"
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self._save(path, texts)
+
+        self.app.push_screen(SaveLogDialog(default, len(texts)), chosen)
+
+    def _save(self, path: Path, texts: list[str]) -> None:
+        def write() -> None:
+            try:
+                with open(path, "w", encoding="utf-8") as fh:
+                    for text in texts:
+                        fh.write(text)
+                        fh.write("\n")
+            except OSError as exc:
+                self.app.call_from_thread(
+                    self.notify, f"Could not save {path}: {exc.strerror or exc}",
+                    severity="error")
+                return
+            self.app.call_from_thread(
+                self.notify, f"Saved {len(texts):,} lines to {path}.", timeout=5)
+
+        self.run_worker(write, thread=True, group="log-save", exit_on_error=False)
+
+    def action_clear(self) -> None:
+        view = self.view
+        if self._prompt_kind is not None:
+            self._close_prompt(clear=True)
+        elif view.anchor is not None or view.cursor is not None:
+            view.anchor = None
+            view.cursor = None
+        elif self.buffer.search is not None:
+            self.set_search("")
+        elif self.buffer.filter is not None:
+            self.set_filter("")
+
+    # -- the prompt ---------------------------------------------------------------------
+
+    def _open_prompt(self, kind: str) -> None:
+        self._prompt_kind = kind
+        current = self.buffer.search if kind == "search" else self.buffer.filter
+        label = self.query_one("#log-prompt-label", Label)
+        label.update("Search" if kind == "search" else "Filter")
+        prompt = self.prompt_input
+        prompt.placeholder = "text, or /regex/  (enter: done · esc: clear)"
+        with prompt.prevent(Input.Changed):
+            prompt.value = current.text if current is not None else ""
+        prompt.cursor_position = len(prompt.value)
+        self.query_one("#log-prompt").remove_class("-hidden")
+        prompt.disabled = False
+        prompt.remove_class("-invalid")
+        prompt.focus()
+
+    def _close_prompt(self, *, clear: bool = False) -> None:
+        kind = self._prompt_kind
+        self._prompt_kind = None
+        self.query_one("#log-prompt").add_class("-hidden")
+        self.prompt_input.disabled = True
+        if clear and kind == "search":
+            self.set_search("")
+        elif clear and kind == "filter":
+            self.set_filter("")
+        self.view.focus()
+
+    def _apply_prompt(self, text: str) -> str | None:
+        """Apply the prompt's text; the error message for a bad regex, else None."""
+        try:
+            if self._prompt_kind == "search":
+                self.set_search(text)
+            elif self._prompt_kind == "filter":
+                self.set_filter(text)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    @on(Input.Changed, "#log-prompt-input")
+    def _on_prompt_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        text = event.value
+        if text.startswith("/") and not is_regex_syntax(text):
+            # A /regex/ on its way: nothing to apply until its closing slash (enter takes
+            # it as plain text, such as a URL path "/web/login").
+            return
+        # A regex is often half-typed ("/fo(/" on the way to "/fo(o|x)/"): say so in the
+        # prompt's colour and keep the last good pattern, with no message yet.
+        error = self._apply_prompt(text)
+        self.prompt_input.set_class(error is not None, "-invalid")
+
+    @on(Input.Submitted, "#log-prompt-input")
+    def _on_prompt_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        error = self._apply_prompt(event.value)
+        if error is not None:
+            self.prompt_input.add_class("-invalid")
+            self.notify(error, title="Bad regular expression", severity="error")
+            return
+        kind = self._prompt_kind
+        self._close_prompt()
+        if kind == "search" and self.buffer.matches:
+            self._jump_match(-1 if self.view.cursor is None else +1)
+        elif kind == "search" and self.buffer.search is not None:
+            self.notify(f"No line matches {self.buffer.search.label}.", timeout=3)
