@@ -52,7 +52,7 @@ def _interactive(ctx: Context) -> bool:
 def _tty_passphrase(key_path: str, wrong_before: bool) -> str | None:
     if wrong_before:
         click.echo("Bad passphrase, try again.", err=True)
-    answer = click.prompt(f"Enter passphrase for key '{key_path}':", hide_input=True,
+    answer = click.prompt(f"Enter passphrase for key '{key_path}'", hide_input=True,
                           default="", show_default=False, err=True)
     return answer or None
 
@@ -106,7 +106,7 @@ def _check_key_flags(accept_fp: str | None, trust_on_first_use: bool) -> None:
         raise CLIError("--accept-host-key takes a SHA256:... fingerprint", kind="usage", code=2)
 
 
-def _with_host_key_question(ctx: Context, opts, action):
+def _with_host_key_question(ctx: Context, opts, action, host_name: str | None = None):
     """Run ``action()``; on a terminal, an unknown host key is asked about as OpenSSH does
     (yes, or the fingerprint itself), saved to the app's known_hosts, and ``action`` runs
     again. Elsewhere the UnknownHostKey goes up (the message says how to pin it)."""
@@ -125,11 +125,14 @@ def _with_host_key_question(ctx: Context, opts, action):
                 f"{exc.key_type} key fingerprint is {exc.fingerprint}.", err=True)
             answer = click.prompt(
                 "Are you sure you want to continue connecting (yes/no/[fingerprint])?",
-                default="no", show_default=False, err=True).strip()
+                default="no", show_default=False, prompt_suffix=" ", err=True).strip()
             if answer != "yes" and answer != exc.fingerprint:
                 raise CLIError("host key not accepted: nothing was saved",
                                kind="host_key_rejected") from None
             add_known_host(opts.known_hosts, exc.hostname, exc.key)
+            if host_name:
+                _audit(ctx).append(host_name, "host.accept-key", exc.hostname, "ok",
+                                   f"{exc.key_type} {exc.fingerprint} (asked)")
             click.echo(f"Warning: permanently added '{exc.hostname}' ({exc.key_type}) to "
                        f"{opts.known_hosts}.", err=True)
 
@@ -207,7 +210,7 @@ def host_add(ctx: Context, name, dest, port, user, identity, jump, accept_fp,
     added = _with_host_key_question(ctx, opts, lambda: add_host(
         ctx.inventory, h, opts, accept_fingerprint=accept_fp,
         trust_on_first_use=trust_on_first_use, check=not no_check, audit=_audit(ctx),
-    ))
+    ), name)
     lines = [f"added host {name} ({h.destination})"]
     if added.fingerprint:
         note = " (new, saved to known_hosts)" if added.accepted_new_key else ""
@@ -274,18 +277,45 @@ def _check_many(ctx: Context, hosts) -> dict:
 
 @host.command("check")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--accept-host-key", "accept_fp", metavar="SHA256:...",
+              help="Pin a new host key first (after `havsh host forget-key NAME`).")
+@click.option("--trust-on-first-use", is_flag=True, help="Accept a host key never seen.")
 @json_option
 @passphrase_option
-def host_check(ctx: Context, names: tuple[str, ...]) -> None:
+def host_check(ctx: Context, names: tuple[str, ...], accept_fp, trust_on_first_use) -> None:
     """Poll hosts' health (all hosts when no NAME); exits 1 when one is unreachable.
 
     With --json: the health on stdout (one object for one NAME, else a list), and for an
-    unreachable host also an error object on stderr.
+    unreachable host also an error object on stderr. --accept-host-key and
+    --trust-on-first-use (one NAME only) accept the host's key before the poll.
     """
     hosts = [ctx.inventory.get_host(n) for n in names] or ctx.inventory.list_hosts()
     if not hosts:
         raise CLIError("no hosts yet: add one with `havsh host add NAME --ssh user@address`",
                        kind="no_hosts")
+    _check_key_flags(accept_fp, trust_on_first_use)
+    if accept_fp or trust_on_first_use or (len(names) == 1 and _interactive(ctx)):
+        if len(names) != 1:
+            raise CLIError("--accept-host-key and --trust-on-first-use need exactly one NAME",
+                           kind="usage", code=2)
+        opts = _ssh_options(ctx)
+        session = _pool(ctx).session(hosts[0])  # the poll below reuses this connection
+        for hop in session.ssh.target.hops():
+            hop.trust_on_first_use = trust_on_first_use
+        session.ssh.target.accept_fingerprint = accept_fp
+
+        def verify():
+            session.ssh.client()
+            return list(session.ssh.accepted_keys)
+
+        try:
+            for kh_name, kt, kfp in _with_host_key_question(ctx, opts, verify, hosts[0].name):
+                _audit(ctx).append(hosts[0].name, "host.accept-key", kh_name, "ok",
+                                   f"{kt} {kfp}")
+        except CLIError:
+            raise
+        except Exception:  # noqa: BLE001 - the poll below reports it, with its kind
+            pass
     health = _check_many(ctx, hosts)
     results = [health[h.name] for h in hosts]
     if ctx.json:
@@ -369,7 +399,7 @@ def host_set(ctx: Context, name, dest, port, user, identity, jump, postgres_imag
     before = ctx.inventory.get_host(name)
     after = _with_host_key_question(ctx, opts, lambda: update_host(
         ctx.inventory, name, changes, opts, check=not no_check, accept_fingerprint=accept_fp,
-        trust_on_first_use=trust_on_first_use, audit=_audit(ctx)))
+        trust_on_first_use=trust_on_first_use, audit=_audit(ctx)), name)
     if bind is not None:
         after = save_proxy_bind(ctx.inventory, name, bind)
         changes["proxy_bind"] = bind
