@@ -2,10 +2,12 @@
 that sends one blocking call to its own thread.
 
 Each host is polled by its own worker (group ``poll-<host>``). A poll runs on a thread of its
-own and, when it finishes, delivers a :class:`HostPolled` and re-arms a timer of
-``settings.poll_interval`` for that host only: polls of one host never overlap, and a host
-that takes its full SSH timeout to fail delays nobody else (charles-001/dolphie's
-WorkerManager does the same with ``set_timer``).
+own and, when it finishes, delivers a :class:`HostPolled` and re-arms a timer for that host
+only: polls of one host never overlap, and a host that takes its full SSH timeout to fail
+delays nobody else (charles-001/dolphie's WorkerManager does the same with ``set_timer``).
+The timer runs to the host's next tick on a grid of ``settings.poll_interval`` shared by all
+hosts (and never less than half an interval), so hosts are polled together and the screens
+repaint once per round rather than once per host.
 
 Subscribing: ``app.poller.subscribe(node, callback)`` calls ``callback(HostPolled)`` on the
 node after every poll of every host, and starts the polling if it was not running yet. Every
@@ -153,6 +155,7 @@ class HostPoller:
         self._hosts: dict[str, Host] = {}
         self._timers: dict[str, Timer] = {}
         self._again: set[str] = set()
+        self._epoch = time.monotonic()
 
     @property
     def interval(self) -> float:
@@ -172,6 +175,7 @@ class HostPoller:
         if self.running:
             return
         self.running = True
+        self._epoch = time.monotonic()
         self.sync()
 
     def stop(self) -> None:
@@ -263,8 +267,16 @@ class HostPoller:
             self._start(name)
             return
         self._timers[name] = self.app.set_timer(
-            self.interval, partial(self._due, name), name=f"poll-{name}"
+            self.next_delay(), partial(self._due, name), name=f"poll-{name}"
         )
+
+    def next_delay(self, now: float | None = None) -> float:
+        """Seconds from ``now`` to the next tick of the shared grid, at least half an
+        interval away: a slow poll skips a tick rather than running back to back."""
+        interval = self.interval
+        now = time.monotonic() if now is None else now
+        delay = interval - ((now - self._epoch) % interval)
+        return delay + interval if delay < interval / 2 else delay
 
     def _due(self, name: str) -> None:
         self._timers.pop(name, None)

@@ -22,6 +22,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Label, Sparkline, Static
 from textual.worker import get_current_worker
 
@@ -54,6 +55,9 @@ T = TypeVar("T")
 AUDIT_ROWS = 50
 #: How often the audit log file is checked for lines written by others (the CLI, a worker).
 AUDIT_CHECK_SECONDS = 2.0
+#: Polls that land within this long of each other are shown in one repaint (the poller polls
+#: every host on one grid, so a round's answers arrive together).
+FLUSH_SECONDS = 0.5
 
 STEP_MARKS = {"running": "●", "done": "✓", "failed": "✕", "skipped": "–", "pending": "○"}
 
@@ -113,6 +117,11 @@ class HostsScreen(Screen[None]):
         self.operations: dict[str, Operation] = {}
         #: (size, mtime) of the audit log when last read; "never" before the first read.
         self._audit_stamp: tuple[int, int] | str | None = "never"
+        #: Hosts polled since the last repaint, and the timer of the next one.
+        self._dirty: set[str] = set()
+        self._flush_timer: Timer | None = None
+        #: What each Static of the detail pane shows, so an unchanged one is not redrawn.
+        self._shown: dict[str, Text] = {}
 
     @property
     def havsh(self) -> HavshApp:
@@ -194,6 +203,7 @@ class HostsScreen(Screen[None]):
 
     def _show_all_health(self) -> None:
         poller = self.havsh.poller
+        self._dirty.clear()
         for host in self.table.hosts:
             self.table.update_health(
                 host.name,
@@ -204,13 +214,44 @@ class HostsScreen(Screen[None]):
         self.show_detail()
 
     def _on_polled(self, message: HostPolled) -> None:
+        self._dirty.add(message.host)
+        if self._flush_timer is None:
+            self._flush_timer = self.set_timer(FLUSH_SECONDS, self._flush)
+
+    @property
+    def repaint_pending(self) -> bool:
+        """Polls have arrived that the table does not show yet (a repaint is scheduled)."""
+        return self._flush_timer is not None
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        if self not in self.app.screen_stack:
+            # Another section is showing: repaint nothing now; on_screen_resume reloads all.
+            return
+        dirty, self._dirty = self._dirty, set()
         poller = self.havsh.poller
-        self.table.update_health(message.host, message.health, poller.history.get(message.host, ()))
+        for name in sorted(dirty):
+            self.table.update_health(name, poller.latest.get(name), poller.history.get(name, ()))
         selected = self.selected_host
-        if selected is not None and selected.name == message.host:
+        if selected is not None and selected.name in dirty:
             self.show_detail()
 
     # -- the detail pane ------------------------------------------------------------------
+
+    def _set(self, widget: Static, text: Text) -> None:
+        """Update a Static of the detail pane only if its text changed, and without a
+        layout pass when it keeps its number of lines (polls change numbers, not shapes)."""
+        key = widget.id or ""
+        old = self._shown.get(key)
+        if old is not None and old == text:
+            return
+        self._shown[key] = text
+        same_shape = old is not None and old.plain.count("\n") == text.plain.count("\n")
+        width = widget.styles.width
+        if same_shape and width is not None and width.is_auto:
+            # Sized to its text: a longer text needs a wider widget.
+            same_shape = old is not None and len(old.plain) == len(text.plain)
+        widget.update(text, layout=not same_shape)
 
     def show_detail(self) -> None:
         host = self.selected_host
@@ -221,14 +262,15 @@ class HostsScreen(Screen[None]):
         load_row = self.query_one("#host-load-row")
         operation = self.query_one("#host-operation", Static)
         if host is None:
-            summary.update(
+            self._set(
+                summary,
                 Text("No hosts yet. Press a to add one: havsh reaches it over SSH, the way "
                      "your ~/.ssh/config does.")
                 if not self.table.hosts
-                else Text("")
+                else Text(""),
             )
             for widget in (state, facts):
-                widget.update("")
+                self._set(widget, Text(""))
             error.add_class("-hidden")
             load_row.display = False
             operation.add_class("-hidden")
@@ -239,30 +281,33 @@ class HostsScreen(Screen[None]):
         heading.append(f"  {host.destination}")
         if host.jump:
             heading.append(f" via {host.jump}")
-        summary.update(heading)
+        self._set(summary, heading)
         word = state_of(health, poller.running)
-        state.update(Text(word))
+        self._set(state, Text(word))
         state.set_class(word == "reachable", "-up")
         state.set_class(word == "unreachable", "-down")
-        facts.update(self._facts(host, health))
+        self._set(facts, self._facts(host, health))
         if health is not None and health.error:
-            error.update(Text(self._error_text(health)))
+            self._set(error, Text(self._error_text(health)))
             error.remove_class("-hidden")
         else:
             error.add_class("-hidden")
         history = list(poller.history.get(host.name, ()))
-        load_row.display = bool(health is not None and health.reachable)
+        show_load = bool(health is not None and health.reachable)
+        if load_row.display != show_load:
+            load_row.display = show_load
         self.query_one("#host-load", Sparkline).data = history
         if history:
-            self.query_one("#host-load-range", Label).update(
+            self._set(
+                self.query_one("#host-load-range", Label),
                 Text(f"now {format_load(history[-1])} · max {format_load(max(history))}"
-                     f" · last {len(history)} polls")
+                     f" · last {len(history)} polls"),
             )
         op = self._operation_for(host.name)
         if op is None:
             operation.add_class("-hidden")
         else:
-            operation.update(op.render())
+            self._set(operation, op.render())
             operation.remove_class("-hidden")
             operation.set_class(op.failed, "-failed")
 

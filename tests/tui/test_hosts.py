@@ -200,6 +200,19 @@ async def wait_for(pilot: Pilot[Any], condition: Callable[[], object], timeout: 
     await pilot.pause()
 
 
+async def shown(pilot: Pilot[Any], screen: HostsScreen, *hosts: str) -> None:
+    """Wait until ``hosts`` have answered and the screen shows their answers."""
+    app = screen.havsh
+
+    def on_screen() -> bool:
+        latest = app.poller.latest
+        return not screen.repaint_pending and all(
+            h in latest and screen.table.health_of(h) is latest[h] for h in hosts
+        )
+
+    await wait_for(pilot, on_screen)
+
+
 async def open_hosts(pilot: Pilot[Any]) -> HostsScreen:
     await pilot.press("2")
     await pilot.pause()
@@ -210,7 +223,7 @@ async def open_hosts(pilot: Pilot[Any]) -> HostsScreen:
 
 def cell(table: HostTable, host: str, column: str) -> str:
     value = table.get_cell(host, column)
-    return getattr(value, "plain", str(value))
+    return getattr(value, "plain", str(value)).strip()
 
 
 def seed_history(app: HavshApp, loads: list[float] = DEMO_LOADS) -> None:
@@ -233,7 +246,7 @@ async def test_hosts_screen_shows_every_metric(demo_paths: AppPaths, build):
     app, pool = build(demo_paths)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_hosts(pilot)
-        await wait_for(pilot, lambda: set(app.poller.latest) == {"alpha", "bravo"})
+        await shown(pilot, screen, "alpha", "bravo")
         table = screen.table
         assert [h.name for h in table.hosts] == ["alpha", "bravo"]
         row = {key: cell(table, "alpha", key) for key in (
@@ -261,7 +274,7 @@ async def test_unreachable_host_shows_its_error(demo_paths: AppPaths, build):
     app, _pool = build(demo_paths)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_hosts(pilot)
-        await wait_for(pilot, lambda: "bravo" in app.poller.latest)
+        await shown(pilot, screen, "bravo")
         await pilot.press("down")
         await pilot.pause()
         assert screen.selected_host is not None and screen.selected_host.name == "bravo"
@@ -272,19 +285,21 @@ async def test_unreachable_host_shows_its_error(demo_paths: AppPaths, build):
 
 
 async def test_sparkline_follows_the_load_history(demo_paths: AppPaths, build):
-    from textual.renderables.sparkline import Sparkline as SparklineRenderable
     from textual.widgets import Sparkline
+
+    from havsh_tui.widgets.host_table import SparkCell
 
     app, _pool = build(demo_paths)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_hosts(pilot)
-        await wait_for(pilot, lambda: "alpha" in app.poller.latest)
+        await shown(pilot, screen, "alpha")
         seed_history(app)
-        await pilot.pause()
+        await shown(pilot, screen, "alpha")
         history = list(app.poller.history["alpha"])
         assert history[-len(DEMO_LOADS):] == DEMO_LOADS
         assert list(screen.query_one("#host-load", Sparkline).data or []) == history
-        assert isinstance(screen.table.get_cell("alpha", "spark"), SparklineRenderable)
+        spark = screen.table.get_cell("alpha", "spark")
+        assert isinstance(spark, SparkCell) and list(spark.samples) == history
         label = screen.query_one("#host-load-range")
         assert "max 2.40" in str(label.render())
 
@@ -295,7 +310,7 @@ async def test_keys_work_while_a_host_poll_hangs(demo_paths: AppPaths, build):
     pool.gates["bravo"] = threading.Event()
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_hosts(pilot)
-        await wait_for(pilot, lambda: "alpha" in app.poller.latest)
+        await shown(pilot, screen, "alpha")
         assert "bravo" in app.poller.in_progress and "bravo" not in app.poller.latest
         assert cell(screen.table, "bravo", "state") == "polling…"
         # The cursor moves, a dialog opens and closes, sections switch: all while bravo hangs.
@@ -316,7 +331,7 @@ async def test_keys_work_while_a_host_poll_hangs(demo_paths: AppPaths, build):
         assert app.screen is screen
         assert "bravo" in app.poller.in_progress
         pool.gates["bravo"].set()
-        await wait_for(pilot, lambda: "bravo" in app.poller.latest)
+        await shown(pilot, screen, "bravo")
         assert cell(screen.table, "bravo", "state") == "unreachable"
 
 
@@ -571,7 +586,7 @@ async def test_an_added_host_is_polled_at_once(demo_paths: AppPaths, build):
         await wait_for(pilot, lambda: len(app.poller.latest) == 2)
         app.inventory.add_host(Host(name="charlie", address="192.0.2.30"))
         screen.reload()
-        await wait_for(pilot, lambda: "charlie" in app.poller.latest)
+        await shown(pilot, screen, "charlie")
         assert cell(screen.table, "charlie", "cpus") == "2"
 
 
@@ -653,11 +668,10 @@ def test_format_bytes():
 
 
 async def _hosts_with_history(pilot: Pilot[Any]) -> None:
-    app = pilot.app
-    await pilot.press("2")
-    await wait_for(pilot, lambda: len(app.poller.latest) == 2)  # type: ignore[attr-defined]
-    seed_history(app)  # type: ignore[arg-type]
-    await pilot.pause()
+    screen = await open_hosts(pilot)
+    await shown(pilot, screen, "alpha", "bravo")
+    seed_history(screen.havsh)
+    await shown(pilot, screen, "alpha", "bravo")
 
 
 def test_snapshot_hosts(snap_compare, demo_paths: AppPaths, build):
