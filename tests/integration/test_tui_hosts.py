@@ -108,7 +108,11 @@ async def test_add_host_a_through_the_dialog_and_see_it_reachable(testbed, hosta
             # Saved, then polled over real SSH by its own worker.
             await wait_for(pilot, lambda: NAME in [h.name for h in screen.table.hosts])
             await wait_for(pilot, lambda: NAME in app.poller.latest)
-            health = app.poller.latest[NAME]
+            # The screen shows a round of polls in one repaint, shortly after they land.
+            await wait_for(pilot, lambda: not screen.repaint_pending
+                           and screen.table.health_of(NAME) is not None)
+            health = screen.table.health_of(NAME)
+            assert health is not None
             assert health.reachable, health.error
             assert health.docker_version and health.cpus and health.cpus >= 1
             assert health.docker_root == (hosta.docker_root or health.docker_root)
