@@ -71,6 +71,54 @@ SCREENS: list[tuple[str, Step]] = [
 ]
 
 
+# -- the hosts section: its app runs on the fake pool of tests/tui/test_hosts.py --------------
+
+
+async def _hosts(pilot: Pilot[Any]) -> None:
+    from tests.tui.test_hosts import open_hosts, seed_history, shown
+
+    screen = await open_hosts(pilot)
+    await shown(pilot, screen, "alpha", "bravo")
+    seed_history(screen.havsh)
+    await shown(pilot, screen, "alpha", "bravo")
+
+
+async def _steady(pilot: Pilot[Any]) -> None:
+    from textual.widgets import Input
+
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False  # a picture must not catch a cursor half way
+    await pilot.pause()
+
+
+async def _add_host(pilot: Pilot[Any]) -> None:
+    await _hosts(pilot)
+    await pilot.press("a")
+    await pilot.pause()
+    await _steady(pilot)
+
+
+async def _host_key(pilot: Pilot[Any]) -> None:
+    from havsh_tui.dialogs.host_key import HostKeyDialog
+
+    await _hosts(pilot)
+    dialog = HostKeyDialog.unknown(
+        "[192.0.2.30]:2222",
+        "ssh-ed25519",
+        "SHA256:CWxvpGlMa1Pw/DPD/EjSvOFbEjn3zYPDxhgedK1c8HU",
+        Path("/home/ops/.local/share/havsh/known_hosts"),
+    )
+    await pilot.app.push_screen(dialog)
+    await _steady(pilot)
+
+
+HOST_SCREENS: list[tuple[str, Step]] = [
+    ("hosts", _hosts),
+    ("add-host", _add_host),
+    ("host-key", _host_key),
+]
+
+
 def _converter() -> tuple[str, Callable[[Path, Path, int], None]] | None:
     """The first SVG-to-PNG converter found, as (name, convert(svg, png, width))."""
     rsvg = shutil.which("rsvg-convert")
@@ -127,6 +175,23 @@ async def take(out: Path, size: tuple[int, int]) -> list[Path]:
             target = out / f"{stem}.svg"
             app.save_screenshot(filename=target.name, path=str(out))
             written.append(target)
+
+    from tests.tui.test_hosts import FakePool, demo_health, fake_opts, use_fake_ops, write_audit
+
+    use_fake_ops(setattr)
+    write_audit(paths)
+    for stem, step in HOST_SCREENS:
+        pool = FakePool(fake_opts(paths), demo_health())
+        app = make_app(paths, Settings(poll_interval=5.0), pool=pool, clock=frozen_clock)
+        try:
+            async with app.run_test(size=size) as pilot:
+                await pilot.pause()
+                await step(pilot)
+                target = out / f"{stem}.svg"
+                app.save_screenshot(filename=target.name, path=str(out))
+                written.append(target)
+        finally:
+            pool.close()
     return written
 
 
