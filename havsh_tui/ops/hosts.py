@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 
 import docker.errors
@@ -129,6 +130,89 @@ def _api_get(client, path: str, timeout: float, **params):
     return api._result(resp, json=True)
 
 
+#: The engine's /version per docker client, re-read only when /info's ServerVersion moves.
+_VERSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: /info per docker client, with when it was read. It is the engine's heaviest call and
+#: what a poll takes from it (version, CPUs, data root) does not move; the live numbers
+#: (load, memory, disk) come from the host itself.
+_INFOS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+INFO_TTL = 60.0
+#: Open /proc files per SFTP client: each poll re-reads them from offset 0 (one request).
+_PROC_FILES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _engine_info(client, timeout: float) -> dict:
+    cached = _INFOS.get(client)
+    if cached is not None and time.monotonic() - cached[0] < INFO_TTL:
+        return cached[1]
+    info = _api_get(client, "/info", timeout)
+    _INFOS[client] = (time.monotonic(), info)
+    return info
+
+
+def _read_proc(sftp, path: str) -> str:
+    files = _PROC_FILES.setdefault(sftp, {})
+    fh = files.get(path)
+    if fh is None:
+        fh = files[path] = sftp.open(path)
+    fh.seek(0)
+    return fh.read(32768).decode()
+
+
+def _engine_version(client, info: dict, timeout: float) -> dict:
+    cached = _VERSIONS.get(client)
+    if cached is not None and cached.get("Version") == info.get("ServerVersion"):
+        return cached
+    version = _api_get(client, "/version", timeout)
+    _VERSIONS[client] = version
+    return version
+
+
+def _parse_stats(loadavg: str, meminfo: str) -> dict:
+    out: dict = {}
+    l1, l5, l15 = (float(x) for x in loadavg.split()[:3])
+    out.update(load1=l1, load5=l5, load15=l15)
+    for line in meminfo.splitlines():
+        key, _, val = line.partition(":")
+        if key in ("MemTotal", "MemAvailable"):
+            kb = int(val.split()[0]) * 1024
+            out["mem_total" if key == "MemTotal" else "mem_available"] = kb
+    return out
+
+
+def _host_stats(session: HostSession, root: str, left) -> dict:
+    """Load, memory and the docker root's disk. Over SFTP (a channel kept open: two small
+    reads and a statvfs, no shell, so no login scripts on the host); by a command when the
+    host has no SFTP."""
+    from havsh_tui.remote.ssh import sftp_statvfs
+
+    try:
+        sftp = session.sftp(timeout=left(10))
+        stats = _parse_stats(_read_proc(sftp, "/proc/loadavg"), _read_proc(sftp, "/proc/meminfo"))
+        for path in (root, root.rsplit("/", 1)[0] or "/", "/"):
+            try:
+                fs = sftp_statvfs(sftp, path)
+            except (OSError, RemoteError):
+                continue  # not ours to stat (a user outside the docker group): the parent
+            stats.update(disk_total=fs["total"], disk_free=fs["free"])
+            break
+        return stats
+    except (OSError, RemoteError, ValueError, IndexError) as exc:
+        if not session.ssh.is_connected:
+            raise
+        first_error = exc
+    rc, out, err = session.run(["sh", "-c", _HEALTH_SCRIPT, "sh", root], timeout=left(15))
+    lines = out.decode(errors="replace").splitlines()
+    try:
+        stats = _parse_stats(lines[0], "\n".join(lines[1:3]))
+        df = lines[-1].split()
+        stats.update(disk_total=int(df[1]), disk_free=int(df[3]))
+        return stats
+    except (IndexError, ValueError):
+        return {"error": f"could not read load/memory/disk (SFTP: {first_error}; "
+                         f"command: {err.decode(errors='replace').strip() or rc})"}
+
+
 def check_host(session: HostSession, timeout: float = POLL_TIMEOUT) -> HostHealth:
     """Poll one host: engine, CPU, load, memory, disk of the docker root, our containers, RTT.
 
@@ -152,12 +236,12 @@ def check_host(session: HostSession, timeout: float = POLL_TIMEOUT) -> HostHealt
         t0 = time.monotonic()
         client.api.get(client.api._url("/_ping"), timeout=left(5)).raise_for_status()
         rtt = (time.monotonic() - t0) * 1000
-        info = _api_get(client, "/info", left(10))
-        version = _api_get(client, "/version", left(10))
+        info = _engine_info(client, left(10))
+        version = _engine_version(client, info, left(10))
         managed = _api_get(client, "/containers/json", left(10), all=1,
                            filters=json.dumps({"label": [LABEL_MANAGED]}))
         root = info.get("DockerRootDir") or "/var/lib/docker"
-        rc, out, err = session.run(["sh", "-c", _HEALTH_SCRIPT, "sh", root], timeout=left(15))
+        stats = _host_stats(session, root, left)
         # Last: right after a connect the first answer can wait for a delayed ACK.
         ssh_rtt = ssh.ping(timeout=left(5))
     except docker.errors.APIError as exc:
@@ -177,21 +261,12 @@ def check_host(session: HostSession, timeout: float = POLL_TIMEOUT) -> HostHealt
         rtt_ms=round(rtt, 2),
         ssh_rtt_ms=round(ssh_rtt * 1000, 2),
     )
-    lines = out.decode(errors="replace").splitlines()
-    try:
-        l1, l5, l15 = (float(x) for x in lines[0].split()[:3])
-        h.load1, h.load5, h.load15 = l1, l5, l15
-        for line in lines[1:3]:
-            key, val = line.split(":", 1)
-            kb = int(val.split()[0]) * 1024
-            if key == "MemAvailable":
-                h.mem_available = kb
-            elif key == "MemTotal":
-                h.mem_total = kb
-        df = lines[-1].split()
-        h.disk_total, h.disk_free = int(df[1]), int(df[3])
-    except (IndexError, ValueError):
-        h.error = f"could not read load/memory/disk: {err.decode(errors='replace').strip()}"
+    h.load1, h.load5, h.load15 = stats.get("load1"), stats.get("load5"), stats.get("load15")
+    h.mem_total = stats.get("mem_total") or h.mem_total
+    h.mem_available = stats.get("mem_available")
+    h.disk_total, h.disk_free = stats.get("disk_total"), stats.get("disk_free")
+    if stats.get("error"):
+        h.error = stats["error"]
     h.poll_ms = round((time.monotonic() - started) * 1000, 1)
     return h
 

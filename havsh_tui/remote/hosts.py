@@ -309,6 +309,7 @@ class HostSession:
         self.opts = opts
         self.ssh = SSHConnection(target_for(host, opts, **target_kw))
         self._docker: docker.DockerClient | None = None
+        self._sftp = None
         self._lock = threading.Lock()
 
     def docker(self) -> docker.DockerClient:
@@ -321,8 +322,30 @@ class HostSession:
         kw.setdefault("timeout", self.opts.command_timeout)
         return self.ssh.run(argv, **kw)
 
+    def sftp(self, timeout: float | None = None):
+        """An SFTP client kept open on this host's connection (reopened after a reconnect),
+        for the small reads of each poll."""
+        with self._lock:
+            transport = self.ssh.transport()
+            sftp = self._sftp
+            if sftp is not None:
+                chan = sftp.get_channel()
+                if chan.get_transport() is transport and not chan.closed:
+                    if timeout is not None:
+                        chan.settimeout(timeout)
+                    return sftp
+                sftp.close()
+            self._sftp = self.ssh.open_sftp(timeout)
+            return self._sftp
+
     def close(self) -> None:
         with self._lock:
+            if self._sftp is not None:
+                try:
+                    self._sftp.close()
+                except Exception:  # noqa: BLE001 - closing a dead channel must not raise
+                    pass
+                self._sftp = None
             if self._docker is not None:
                 try:
                     self._docker.close()

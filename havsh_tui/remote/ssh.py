@@ -1127,6 +1127,21 @@ class SSHConnection:
             )
         return opened
 
+    def open_sftp(self, timeout: float | None = None) -> paramiko.SFTPClient:
+        """An SFTP session on a new channel. sshd runs internal-sftp (or sftp-server) without
+        the user's login scripts, so it is far cheaper than a command for small reads."""
+        tr = self.transport()
+        timeout = self.target.connect_timeout if timeout is None else timeout
+        try:
+            chan = tr.open_session(timeout=timeout)
+            chan.settimeout(timeout)
+            chan.invoke_subsystem("sftp")
+            return paramiko.SFTPClient(chan)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            if not tr.is_active():
+                raise self.dropped_error("opening SFTP") from exc
+            raise RemoteError(f"{self.target.label}: no SFTP subsystem: {exc}") from exc
+
     def run(
         self,
         argv: Sequence[str],
@@ -1201,3 +1216,17 @@ def _ssh_reason(exc: BaseException | None) -> str:
     if "Error reading SSH protocol banner" in text:
         return "no SSH banner (is this an SSH server?)"
     return text or type(exc).__name__
+
+
+def sftp_statvfs(sftp: paramiko.SFTPClient, path: str) -> dict[str, int]:
+    """``statvfs@openssh.com`` (OpenSSH's SFTP extension, which paramiko does not wrap):
+    the file system of ``path``, with ``total`` and ``free`` (for unprivileged users, as
+    ``df`` shows it) in bytes."""
+    t, msg = sftp._request(paramiko.sftp.CMD_EXTENDED, "statvfs@openssh.com", path)
+    if t != paramiko.sftp.CMD_EXTENDED_REPLY:
+        raise RemoteError(f"statvfs of {path}: unexpected SFTP reply {t}")
+    names = ("bsize", "frsize", "blocks", "bfree", "bavail", "files", "ffree", "favail",
+             "fsid", "flag", "namemax")
+    v = {n: msg.get_int64() for n in names}
+    frsize = v["frsize"] or v["bsize"]
+    return {**v, "total": v["blocks"] * frsize, "free": v["bavail"] * frsize}
