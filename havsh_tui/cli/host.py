@@ -306,7 +306,7 @@ def host_check(ctx: Context, names: tuple[str, ...], accept_fp, trust_on_first_u
 
         def verify():
             session.ssh.client()
-            return list(session.ssh.accepted_keys)
+            return session.ssh.all_accepted_keys()
 
         try:
             for kh_name, kt, kfp in _with_host_key_question(ctx, opts, verify, hosts[0].name):

@@ -352,7 +352,7 @@ def add_host(
             host, opts, accept_fingerprint=accept_fingerprint,
             trust_on_first_use=trust_on_first_use, passphrase=passphrase,
         )
-        accepted_keys = [list(k) for k in session.ssh.accepted_keys]
+        accepted_keys = [list(k) for k in session.ssh.all_accepted_keys()]
         try:
             d = docker_info(session)
             version, info = d["version"], d["info"]

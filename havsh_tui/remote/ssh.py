@@ -153,6 +153,11 @@ class UnknownHostKey(HostKeyError):
             host=hostname, key_type=self.key_type, fingerprint=self.fingerprint,
         )
 
+    def save_to(self, known_hosts: Path) -> None:
+        """Accept this key: save it under its own name (the target's, or a jump host's),
+        so that the next connection knows it. Works for every hop, unlike a pin."""
+        add_known_host(known_hosts, self.hostname, self.key)
+
 
 class HostKeyMismatch(HostKeyError):
     """The key is not known yet, and it is not the one the user pinned."""
@@ -1028,6 +1033,11 @@ class SSHConnection:
         tr = self.client(deadline).get_transport()
         assert tr is not None
         return tr
+
+    def all_accepted_keys(self) -> list[tuple[str, str, str]]:
+        """Keys accepted on the way, jump hosts first."""
+        hops = self._jump.all_accepted_keys() if self._jump is not None else []
+        return hops + list(self.accepted_keys)
 
     @property
     def is_connected(self) -> bool:

@@ -377,6 +377,32 @@ Host b-proxied
         s.close()
 
 
+def test_unknown_jump_host_key_is_asked_for_that_hop(ssh_opts, testbed, client_key):
+    """Neither A (the jump host) nor B is known: each hop's key is asked for under its own
+    name; saving it (the dialog's "accept") lets the next attempt go one hop further."""
+    opts = _jump_opts(ssh_opts, testbed)
+    opts.known_hosts.write_text("")
+    h = make_host("b-via-a", "10.213.9.2", 22, client_key, jump="hosta")
+    names = []
+    for _ in range(3):
+        try:
+            s = HostSession(h, opts)
+            s.ssh.client()
+            break
+        except UnknownHostKey as exc:
+            names.append(exc.hostname)
+            exc.save_to(opts.known_hosts)
+    assert names == ["[127.0.0.1]:2222", "10.213.9.2"]
+    assert s.docker().info()["DockerRootDir"] == "/var/lib/docker-b"
+    s.close()
+    # --trust-on-first-use accepts every hop at once.
+    opts.known_hosts.write_text("")
+    session, _, _, accepted = connect_and_verify(h, opts, trust_on_first_use=True)
+    assert accepted and [n for n, _, _ in session.ssh.all_accepted_keys()] == [
+        "[127.0.0.1]:2222", "10.213.9.2"]
+    session.close()
+
+
 def test_jump_host_cannot_reach_target_fails_in_time(ssh_opts, testbed, client_key, hostc):
     opts = _jump_opts(ssh_opts, testbed)
     h = make_host("nowhere", hostc["refused"], 22, client_key, jump="hosta")
