@@ -906,10 +906,11 @@ class SSHConnection:
                 self._jump = SSHConnection(t.jump)
             try:
                 transport = self._jump.transport(deadline=deadline)
-            except HostKeyError:
-                raise
             except RemoteError as exc:
-                raise type(exc)(f"jump host {t.jump.label}: {exc}", **exc.extra) from exc
+                # Host key and passphrase errors carry what a dialog needs: as they are.
+                if type(exc) in (HostUnreachable, AuthenticationFailed):
+                    raise type(exc)(f"jump host {t.jump.label}: {exc}", **exc.extra) from exc
+                raise
             try:
                 return transport.open_channel(
                     "direct-tcpip", (t.hostname, t.port), ("127.0.0.1", 0),

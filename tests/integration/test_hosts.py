@@ -464,6 +464,20 @@ def test_encrypted_key_right_and_wrong_passphrase(ssh_opts, host_a, host_b, encr
         calls.clear()
 
 
+def test_encrypted_key_of_a_jump_host(ssh_opts, testbed, client_key, encrypted_key, tmp_path):
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(f"Host jumpa\n  HostName 127.0.0.1\n  Port 2222\n  User root\n"
+                   f"  IdentityFile {encrypted_key}\n  IdentitiesOnly yes\n")
+    ssh_opts.ssh_config = cfg
+    h = make_host("b-via-enc", "10.213.9.2", 22, client_key, jump="jumpa")
+    with pytest.raises(PassphraseRequired) as info:
+        HostSession(h, ssh_opts).ssh.client()
+    assert info.value.key_path == str(encrypted_key)
+    s = HostSession(h, ssh_opts, passphrase="correct horse")
+    assert s.docker().info()["DockerRootDir"] == "/var/lib/docker-b"
+    s.close()
+
+
 def test_passphrase_callback_and_pool(ssh_opts, host_a, encrypted_key):
     host_a.identity_file = str(encrypted_key)
     asked: list[tuple[str, bool]] = []
