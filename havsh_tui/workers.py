@@ -176,7 +176,14 @@ class HostPoller:
             return
         self.running = True
         self._epoch = time.monotonic()
-        self.sync()
+        # After the next frame: the first round (SSH handshakes for every host) must not
+        # compete with painting the screen that asked for it.
+        self.app.call_after_refresh(self._first_round)
+
+    def _first_round(self) -> None:
+        if self.running:
+            self._epoch = time.monotonic()
+            self.sync()
 
     def stop(self) -> None:
         """Stop every timer and poll in progress (the app is closing)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from rich.cells import set_cell_size
+from rich.color import Color
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
@@ -323,8 +324,8 @@ class HostTable(DataTable[object]):
                 Sparkline(
                     list(history),
                     width=SPARK_WIDTH,
-                    **({"min_color": low} if low is not None else {}),
-                    **({"max_color": high} if high is not None else {}),
+                    min_color=low or Color.parse("green"),
+                    max_color=high or Color.parse("yellow"),
                 ),
             )
         else:

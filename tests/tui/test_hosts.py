@@ -393,7 +393,7 @@ async def test_nothing_polls_until_someone_subscribes(demo_paths: AppPaths, fake
             self.inventory = open_inventory(demo_paths)
             self.pool = FakePool(fake_opts(demo_paths), demo_health())
             pools.append(self.pool)
-            self.poller = workers.HostPoller(self)
+            self.poller = workers.HostPoller(self)  # type: ignore[arg-type]  # duck-typed
 
     app = Bare()
     async with app.run_test(size=SIZE) as pilot:
