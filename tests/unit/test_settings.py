@@ -32,7 +32,7 @@ def test_missing_file_gives_defaults(paths: AppPaths) -> None:
     s = load_settings(paths)
     assert s == Settings()
     assert s.poll_interval == 5.0
-    assert s.ssh_connect_timeout == 10.0
+    assert s.ssh_connect_timeout == 8.0
     assert s.ssh_command_timeout == 60.0
     assert s.default_odoo_version == "17.0"
     assert s.default_postgres_image == "postgres:16"
