@@ -113,7 +113,8 @@ def test_live_on_a_demo_on_b_full_lifecycle(inventory, secret_store, pool, host_
     fresh.add_host(host_a)
     fresh.add_host(host_b)
     results = rescan_all(fresh, pool)
-    assert sorted(sum((r.adopted for r in results), [])) == ["erp-prod", "showroom"]
+    # Other tests (other xdist workers) may have services on these hosts too.
+    assert {"erp-prod", "showroom"} <= set(sum((r.adopted for r in results), []))
     adopted = fresh.get_service("erp-prod", host="hosta")
     assert adopted.type is ServiceType.LIVE and adopted.status is ServiceStatus.RUNNING
 
