@@ -5,7 +5,9 @@ works too), and presses Test connection. The test runs ``ops.hosts.connect_and_v
 ``ops.hosts.docker_info`` on a thread, and walks the user through what SSH may ask:
 
 - an unknown host key opens :class:`~havsh_tui.dialogs.host_key.HostKeyDialog`; Accept
-  connects again with ``accept_fingerprint=`` (which saves the key), Reject stops there;
+  connects again with ``accept_fingerprint=`` (which saves the key), Reject stops there; a
+  jump host's unknown key, which a pin does not cover, is saved under its own name once
+  accepted (``UnknownHostKey.save_to``);
 - a changed key shows OpenSSH's warning, and the test fails: nothing is sent;
 - an encrypted key opens :class:`~havsh_tui.dialogs.passphrase.PassphraseDialog`.
 
@@ -575,6 +577,8 @@ class HostDialog(Dialog[HostDialogResult | None]):
     async def _walk(self, host: Host) -> ConnectionTest | None:
         """Connect, asking the user what SSH needs to know; None when they said no."""
         accept: str | None = None
+        accepted: set[str] = set()
+        saved: set[str] = set()
         passphrase: str | None = None
         tries = 0
         while True:
@@ -586,19 +590,30 @@ class HostDialog(Dialog[HostDialogResult | None]):
                 self.passphrase = passphrase
                 return outcome
             except UnknownHostKey as exc:
-                if accept is not None:
-                    raise  # the pinned key did not stick; say so rather than loop
-                accepted = await self.app.push_screen_wait(
+                if exc.fingerprint in accepted:
+                    # A key the user accepted is back: a jump host's, which a pin (it is
+                    # for the target only) does not cover. Save it under its own name.
+                    save = getattr(exc, "save_to", None)
+                    if save is None or exc.fingerprint in saved:
+                        raise  # saving did not make it known: say so rather than loop
+                    saved.add(exc.fingerprint)
+                    await run_blocking(save, self.opts.known_hosts, name="havsh-save-key")
+                    if accept == exc.fingerprint:
+                        accept = None
+                    continue
+                ok = await self.app.push_screen_wait(
                     HostKeyDialog.unknown(
                         exc.hostname, exc.key_type, exc.fingerprint, self.opts.known_hosts
                     )
                 )
-                if not accepted:
+                if not ok:
                     self._set_status(
                         "Host key rejected: nothing was saved and nothing was sent.", "-error"
                     )
                     return None
-                accept = exc.fingerprint
+                accepted.add(exc.fingerprint)
+                if accept is None:
+                    accept = exc.fingerprint
                 self._set_status(f"Key accepted; connecting to {host.destination}…", "-busy")
             except ChangedHostKey as exc:
                 await self.app.push_screen_wait(HostKeyDialog.changed(exc.hostname, str(exc)))

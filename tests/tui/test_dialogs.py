@@ -629,3 +629,33 @@ def test_snapshot_confirm_typed(snap_compare):
 def test_snapshot_jump(snap_compare):
     app = DialogApp(lambda: JumpDialog(["services", "hosts"]))
     assert snap_compare(app, run_before=steady("h"), terminal_size=SIZE)
+
+
+async def test_unknown_jump_host_key_is_saved_under_its_own_name(tmp_path: Path, fake_connect):
+    jump_key = FakeKey(b"the jump host")
+    jump = UnknownHostKey("jump.example", jump_key)
+    target = UnknownHostKey("192.0.2.30", HOST_KEY)
+    # The jump host is met first; pinning its key for the target does not cover it, so it
+    # comes back once; then the target's own key is unknown too; then it connects.
+    fake = fake_connect(jump, UnknownHostKey("jump.example", jump_key), target, None)
+    app = DialogApp(host_dialog(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        dialog = await start(pilot)
+        fill(dialog, name="charlie", address="192.0.2.30", jump="ops@jump.example")
+        await pilot.press("ctrl+t")
+        seen_dialogs: list[Screen[Any]] = []
+        seen: list[str] = []
+        for _ in range(2):
+            await wait_for(pilot, lambda: isinstance(app.screen, HostKeyDialog)
+                           and app.screen not in seen_dialogs)
+            key_dialog = app.screen
+            assert isinstance(key_dialog, HostKeyDialog)
+            seen_dialogs.append(key_dialog)
+            seen.append(key_dialog.info.host)
+            await pilot.click("#host-key-accept")
+        await wait_for(pilot, lambda: "Connected" in status_of(dialog))
+        assert seen == ["jump.example", "192.0.2.30"]
+        assert [c.get("accept_fingerprint") for c in fake.calls] == [
+            None, jump.fingerprint, None, target.fingerprint
+        ]
+        assert "jump.example ssh-ed25519" in (tmp_path / "known_hosts").read_text()
