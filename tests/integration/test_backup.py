@@ -20,6 +20,19 @@ from havsh_tui.ops.reporter import RecordingReporter
 pytestmark = pytest.mark.usefixtures("clean_hosts")
 
 IMAGE = "havsh-test/odoo:17.0"
+#: Slugs carry a per-run suffix: two runs of this file at once (two engineers, a full-suite
+#: run) must not clean up each other's services.
+RUN = uuid.uuid4().hex[:4]
+
+
+def N(base: str) -> str:
+    """The service slug of this run for ``base``."""
+    return f"{base}-{RUN}"
+
+
+def D(base: str) -> str:
+    """Its database name."""
+    return N(base).replace("-", "_")
 
 
 @pytest.fixture
@@ -126,8 +139,8 @@ def _filestore(pool, host, service) -> dict[str, str]:
 @pytest.mark.slow
 def test_backup_to_host_then_restore_into_a_new_service(inventory, secret_store, pool, host_a,
                                                           cleanup, bk_dirs, sql):
-    cleanup.add("bk-src", "bk-copy")
-    src = _create(inventory, secret_store, pool, "bk-src")
+    cleanup.add(N("bk-src"), N("bk-copy"))
+    src = _create(inventory, secret_store, pool, N("bk-src"))
     _add_data(pool, host_a, src)
     rep = RecordingReporter()
     dest = "host:" + bk_dirs("h")
@@ -141,23 +154,23 @@ def test_backup_to_host_then_restore_into_a_new_service(inventory, secret_store,
         names = z.namelist()
         assert names[0] == "dump.sql" and names[-1] == "manifest.json"
         manifest = json.loads(z.read("manifest.json"))
-    assert manifest["db_name"] == "bk_src" and manifest["version"] == "17.0"
+    assert manifest["db_name"] == D("bk-src") and manifest["version"] == "17.0"
     assert manifest["modules"]["base"].startswith("17.0.")
 
     listed = bk.list_backups(inventory, pool, service=src)
     assert record.id in [r.id for r in listed]
 
     result = bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
-        backup_id=record.id, new="bk-copy", host="hosta"), rep)
+        backup_id=record.id, new=N("bk-copy"), host="hosta"), rep)
     assert result.outcome == "created"
-    copy = inventory.get_service("bk-copy", host="hosta")
-    assert copy.type is ServiceType.COPY and copy.source == "bk-src"
-    assert _counts(pool, host_a, "bk_copy") == _counts(pool, host_a, "bk_src")
+    copy = inventory.get_service(N("bk-copy"), host="hosta")
+    assert copy.type is ServiceType.COPY and copy.source == N("bk-src")
+    assert _counts(pool, host_a, D("bk-copy")) == _counts(pool, host_a, D("bk-src"))
     assert _filestore(pool, host_a, copy) == _filestore(pool, host_a, src)
     assert len(_filestore(pool, host_a, src)) >= 30
     # A new identity, and neutralized? The source is a Test service: not by default.
     uuids = [sql(host_a, "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid';", db)
-             for db in ("bk_src", "bk_copy")]
+             for db in (D("bk-src"), D("bk-copy"))]
     assert uuids[0] != uuids[1]
 
 
@@ -175,29 +188,29 @@ def _databases(sql, host, slug) -> list[str]:
 @pytest.mark.slow
 def test_restore_into_live_takes_a_safety_backup_first(inventory, secret_store, pool, host_a,
                                                         cleanup, bk_dirs, sql):
-    cleanup.add("bk-live")
-    live = _create(inventory, secret_store, pool, "bk-live", type_=ServiceType.LIVE)
+    cleanup.add(N("bk-live"))
+    live = _create(inventory, secret_store, pool, N("bk-live"), type_=ServiceType.LIVE)
     _add_data(pool, host_a, live, rows=500, files=10)
     primary = "host:" + bk_dirs("p")
     bk.add_destination(inventory, live, primary, primary=True)
     record = bk.create_backup(inventory, secret_store, pool, live)
     assert record.destination == primary and record.kind == "manual"
-    at_backup = (_counts(pool, host_a, "bk_live"), _filestore(pool, host_a, live))
+    at_backup = (_counts(pool, host_a, D("bk-live")), _filestore(pool, host_a, live))
     _add_data(pool, host_a, live, rows=300, files=5)
-    changed = (_counts(pool, host_a, "bk_live"), _filestore(pool, host_a, live))
+    changed = (_counts(pool, host_a, D("bk-live")), _filestore(pool, host_a, live))
     assert changed != at_backup
 
-    spec = bk.RestoreSpec(backup_id=record.id, service="bk-live", service_host="hosta")
+    spec = bk.RestoreSpec(backup_id=record.id, service=N("bk-live"), service_host="hosta")
     with pytest.raises(ops.NeedsConfirmation):
         bk.restore_backup(inventory, secret_store, pool, spec)
-    spec.confirm_name = "bk-live"
+    spec.confirm_name = N("bk-live")
     rep = RecordingReporter()
     result = bk.restore_backup(inventory, secret_store, pool, spec, rep)
     assert result.outcome == "restored"
     done = [s for s, st in rep.steps() if st == "done"]
     assert done.index("safety backup") < done.index("stop") < done.index("load") < done.index(
         "swap") < done.index("start")
-    assert (_counts(pool, host_a, "bk_live"), _filestore(pool, host_a, live)) == at_backup
+    assert (_counts(pool, host_a, D("bk-live")), _filestore(pool, host_a, live)) == at_backup
     # The safety backup holds the data as it was just before, in the primary destination.
     safety = result.safety
     assert safety is not None and safety.kind == "safety" and safety.destination == primary
@@ -205,22 +218,22 @@ def test_restore_into_live_takes_a_safety_backup_first(inventory, secret_store, 
     listed = {r.id: r for r in bk.list_backups(inventory, pool, service=live)}
     assert listed[safety.id].kind == "safety" and record.id in listed
     # Nothing is left beside the service's own database; it is healthy again.
-    assert _databases(sql, host_a, "bk-live") == ["bk_live"]
-    ops.wait_healthy(pool.session(host_a), inventory.get_service("bk-live", host="hosta"),
+    assert _databases(sql, host_a, N("bk-live")) == [D("bk-live")]
+    ops.wait_healthy(pool.session(host_a), inventory.get_service(N("bk-live"), host="hosta"),
                      RecordingReporter())
-    assert inventory.get_service("bk-live", host="hosta").status.value == "running"
+    assert inventory.get_service(N("bk-live"), host="hosta").status.value == "running"
 
 
 @pytest.mark.slow
 def test_bad_backups_are_refused_before_anything_is_stopped(inventory, secret_store, pool,
                                                             host_a, cleanup, bk_dirs, sql,
                                                             tmp_path):
-    cleanup.add("bk-guard")
-    svc = _create(inventory, secret_store, pool, "bk-guard")
+    cleanup.add(N("bk-guard"))
+    svc = _create(inventory, secret_store, pool, N("bk-guard"))
     _add_data(pool, host_a, svc, rows=50, files=3)
     record = bk.create_backup(inventory, secret_store, pool, svc, dest="host:" + bk_dirs("g"))
-    started = _started_at(pool, host_a, "bk-guard")
-    spec = bk.RestoreSpec(backup_id=record.id, service="bk-guard")
+    started = _started_at(pool, host_a, N("bk-guard"))
+    spec = bk.RestoreSpec(backup_id=record.id, service=N("bk-guard"))
     zip_path = Path(record.path)
     original = zip_path.read_bytes()
 
@@ -251,7 +264,7 @@ def test_bad_backups_are_refused_before_anything_is_stopped(inventory, secret_st
                 z.writestr("notes.txt", "hello")
         with pytest.raises(bk.RestoreFailed) as info:
             bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
-                from_file=str(bad), service="bk-guard"))
+                from_file=str(bad), service=N("bk-guard")))
         assert info.value.outcome == "untouched"
 
     # A zip from a newer Odoo major: refused unless confirmed.
@@ -267,12 +280,12 @@ def test_bad_backups_are_refused_before_anything_is_stopped(inventory, secret_st
             z.writestr(item.filename, data)
     with pytest.raises(ops.NeedsConfirmation, match="newer"):
         bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
-            from_file=str(newer), service="bk-guard"))
+            from_file=str(newer), service=N("bk-guard")))
 
     # None of that stopped the service, took a safety backup or left anything behind.
-    assert _started_at(pool, host_a, "bk-guard") == started
+    assert _started_at(pool, host_a, N("bk-guard")) == started
     assert [r.id for r in bk.list_backups(inventory, pool, service=svc)] == [record.id]
-    assert _databases(sql, host_a, "bk-guard") == ["bk_guard"]
+    assert _databases(sql, host_a, N("bk-guard")) == [D("bk-guard")]
 
     # A dump that does not load (valid zip, broken SQL): the service was stopped, and is
     # back on its previous data, and the error says so.
@@ -283,14 +296,14 @@ def test_bad_backups_are_refused_before_anything_is_stopped(inventory, secret_st
             if item.filename == "dump.sql":
                 data = data[: len(data) // 2] + b"\nTHIS IS NOT SQL;\n"
             z.writestr(item.filename, data)
-    before = _counts(pool, host_a, "bk_guard")
+    before = _counts(pool, host_a, D("bk-guard"))
     with pytest.raises(bk.RestoreFailed) as info:
         bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
-            from_file=str(broken), service="bk-guard"))
+            from_file=str(broken), service=N("bk-guard")))
     assert info.value.outcome == "rolled_back"
     assert "previous data" in str(info.value) and info.value.safety is not None
-    assert _counts(pool, host_a, "bk_guard") == before
-    assert _databases(sql, host_a, "bk-guard") == ["bk_guard"]
+    assert _counts(pool, host_a, D("bk-guard")) == before
+    assert _databases(sql, host_a, N("bk-guard")) == [D("bk-guard")]
     ops.wait_healthy(pool.session(host_a), svc, RecordingReporter())
 
 
@@ -326,31 +339,31 @@ class _CutSSH(RecordingReporter):
 def test_ssh_cut_mid_restore_finishes_or_rolls_back_and_says_which(inventory, secret_store, pool,
                                                                    host_a, cleanup, bk_dirs,
                                                                    sql):
-    cleanup.add("bk-cut")
-    svc = _create(inventory, secret_store, pool, "bk-cut")
+    cleanup.add(N("bk-cut"))
+    svc = _create(inventory, secret_store, pool, N("bk-cut"))
     _add_data(pool, host_a, svc, rows=20000, files=60)
     record = bk.create_backup(inventory, secret_store, pool, svc, dest="host:" + bk_dirs("c"))
-    at_backup = (_counts(pool, host_a, "bk_cut"), _filestore(pool, host_a, svc))
+    at_backup = (_counts(pool, host_a, D("bk-cut")), _filestore(pool, host_a, svc))
     _add_data(pool, host_a, svc, rows=10, files=1)
     first_connect = pool.session(host_a).ssh.connected_at
 
     rep = _CutSSH(pool, host_a, "load")
     result = bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
-        backup_id=record.id, service="bk-cut"), rep)
+        backup_id=record.id, service=N("bk-cut")), rep)
     assert rep.cut_done
     assert pool.session(host_a).ssh.connected_at != first_connect, "the connection was not cut"
     assert any("dropped" in a[0] for k, a in rep.events if k == "warning")
     # The load went on on the host; havsh reconnected and finished: fully restored.
     assert result.outcome == "restored" and "runs on" in result.detail
-    assert (_counts(pool, host_a, "bk_cut"), _filestore(pool, host_a, svc)) == at_backup
-    assert _databases(sql, host_a, "bk-cut") == ["bk_cut"]
+    assert (_counts(pool, host_a, D("bk-cut")), _filestore(pool, host_a, svc)) == at_backup
+    assert _databases(sql, host_a, N("bk-cut")) == [D("bk-cut")]
 
     # A cut while the restored service starts: the health check carries on after reconnecting.
     rep = _CutSSH(pool, host_a, "start", delay=0.2)
     result = bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
-        backup_id=record.id, service="bk-cut"), rep)
+        backup_id=record.id, service=N("bk-cut")), rep)
     assert rep.cut_done and result.outcome == "restored"
-    assert (_counts(pool, host_a, "bk_cut"), _filestore(pool, host_a, svc)) == at_backup
+    assert (_counts(pool, host_a, D("bk-cut")), _filestore(pool, host_a, svc)) == at_backup
 
 
 # -- faults: full destinations ----------------------------------------------------------------
@@ -377,7 +390,7 @@ def _umount(path: str) -> None:
 @pytest.mark.parametrize("where", ["host", "local"])
 def test_a_full_destination_leaves_no_partial_file_and_keeps_older_backups(
         where, inventory, secret_store, pool, host_a, cleanup, bk_dirs, tmp_path):
-    slug = f"bk-full-{where}"
+    slug = N(f"bk-full-{where}")
     cleanup.add(slug)
     svc = _create(inventory, secret_store, pool, slug)
     mnt = bk_dirs("full")
@@ -405,13 +418,13 @@ def test_a_full_destination_leaves_no_partial_file_and_keeps_older_backups(
 @pytest.mark.slow
 def test_local_and_other_host_destinations_and_restores_across_hosts(
         inventory, secret_store, pool, host_a, host_b, cleanup, bk_dirs, testbed):
-    cleanup.add("bk-far", "bk-far-b1", "bk-far-b2")
-    svc = _create(inventory, secret_store, pool, "bk-far")
+    cleanup.add(N("bk-far"), N("bk-far-b1"), N("bk-far-b2"))
+    svc = _create(inventory, secret_store, pool, N("bk-far"))
     _add_data(pool, host_a, svc, rows=300, files=12)
     local_root = bk_dirs("local")
     on_local = bk.create_backup(inventory, secret_store, pool, svc, dest=f"local:{local_root}")
     assert on_local.location_host is None
-    path = Path(local_root) / "hosta" / "bk-far" / f"{on_local.id}.zip"
+    path = Path(local_root) / "hosta" / N("bk-far") / f"{on_local.id}.zip"
     assert on_local.path == str(path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == on_local.sha256
     assert json.loads(path.with_suffix(".json").read_text())["sha256"] == on_local.sha256
@@ -425,15 +438,15 @@ def test_local_and_other_host_destinations_and_restores_across_hosts(
         assert json.loads(z.read("manifest.json"))["havsh"]["format"] == "custom"
     ids = {r.id for r in bk.list_backups(inventory, pool, service=svc)}
     assert {on_local.id, on_b.id} <= ids
-    want = (_counts(pool, host_a, "bk_far"), _filestore(pool, host_a, svc))
+    want = (_counts(pool, host_a, D("bk-far")), _filestore(pool, host_a, svc))
 
     # From host B's directory into a new service on host B (a custom dump: pg_restore).
     bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
-        backup_id=on_b.id, new="bk-far-b1", host="hostb"))
+        backup_id=on_b.id, new=N("bk-far-b1"), host="hostb"))
     # From this machine into a new service on host B (uploaded, checked, then restored).
     bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
-        backup_id=on_local.id, new="bk-far-b2", host="hostb"))
-    for slug in ("bk-far-b1", "bk-far-b2"):
+        backup_id=on_local.id, new=N("bk-far-b2"), host="hostb"))
+    for slug in (N("bk-far-b1"), N("bk-far-b2")):
         copy = inventory.get_service(slug, host="hostb")
         db = slug.replace("-", "_")
         assert (_counts(pool, host_b, db), _filestore(pool, host_b, copy)) == want, slug
@@ -445,11 +458,11 @@ def test_local_and_other_host_destinations_and_restores_across_hosts(
 @pytest.mark.slow
 def test_restore_a_zip_made_by_odoos_database_manager(inventory, secret_store, pool, host_a,
                                                       cleanup, bk_dirs, tmp_path, sql):
-    cleanup.add("bk-odoo", "bk-odoo-new")
-    svc = _create(inventory, secret_store, pool, "bk-odoo")
+    cleanup.add(N("bk-odoo"), N("bk-odoo-new"))
+    svc = _create(inventory, secret_store, pool, N("bk-odoo"))
     _add_data(pool, host_a, svc, rows=200, files=8)
     record = bk.create_backup(inventory, secret_store, pool, svc, dest="host:" + bk_dirs("o"))
-    want = (_counts(pool, host_a, "bk_odoo"), _filestore(pool, host_a, svc))
+    want = (_counts(pool, host_a, D("bk-odoo")), _filestore(pool, host_a, svc))
     # What odoo/service/db.py dump_db writes: zip_dir(ZIP_DEFLATED, allowZip64), dump.sql
     # first, the filestore, Odoo's manifest (no havsh key).
     odoo_zip = tmp_path / "from-odoo.zip"
@@ -463,10 +476,10 @@ def test_restore_a_zip_made_by_odoos_database_manager(inventory, secret_store, p
                 data = json.dumps(m, indent=4).encode()
             z.writestr(name, data)
     result = bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
-        from_file=str(odoo_zip), new="bk-odoo-new", host="hosta"))
+        from_file=str(odoo_zip), new=N("bk-odoo-new"), host="hosta"))
     copy = result.service
     assert copy.odoo_version == "17.0" and copy.type is ServiceType.COPY
-    got = _counts(pool, host_a, "bk_odoo_new")
+    got = _counts(pool, host_a, D("bk-odoo-new"))
     # Neutralizing adds its dummy mail server and the is_neutralized parameter.
     for table in ("public.ir_mail_server", "public.ir_config_parameter"):
         assert got.pop(table) == want[0][table] + 1
@@ -475,7 +488,7 @@ def test_restore_a_zip_made_by_odoos_database_manager(inventory, secret_store, p
     assert _filestore(pool, host_a, copy) == want[1]
     # Of unknown origin: neutralized by default.
     assert sql(host_a, "SELECT lower(value) FROM ir_config_parameter "
-               "WHERE key = 'database.is_neutralized';", "bk_odoo_new") == [["true"]]
+               "WHERE key = 'database.is_neutralized';", D("bk-odoo-new")) == [["true"]]
 
 
 # -- schedules --------------------------------------------------------------------------------
@@ -491,8 +504,8 @@ def test_a_one_minute_schedule_runs_without_havsh_and_keeps_exactly_n(
         inventory, secret_store, pool, host_a, cleanup, bk_dirs, testbed, havsh_paths):
     import time
 
-    cleanup.add("bk-cron")
-    svc = _create(inventory, secret_store, pool, "bk-cron")
+    cleanup.add(N("bk-cron"))
+    svc = _create(inventory, secret_store, pool, N("bk-cron"))
     _add_data(pool, host_a, svc, rows=20, files=2)
     root = bk_dirs("cron")
     manual = bk.create_backup(inventory, secret_store, pool, svc, dest=f"host:{root}")
@@ -506,10 +519,10 @@ def test_a_one_minute_schedule_runs_without_havsh_and_keeps_exactly_n(
         assert sched.labels["sh.hav.role"] == "backup-scheduler"
         # havsh goes away: every SSH connection closed, nothing of havsh runs.
         pool.close()
-        d = Path(root) / "bk-cron"
+        d = Path(root) / N("bk-cron")
         deadline = time.monotonic() + 330
         while time.monotonic() < deadline:
-            runs = sched.logs().decode().count("bk-cron -> ")
+            runs = sched.logs().decode().count(N("bk-cron") + " -> ")
             if runs >= 3:
                 break
             time.sleep(5)
@@ -536,8 +549,8 @@ def test_a_one_minute_schedule_runs_without_havsh_and_keeps_exactly_n(
 @pytest.mark.slow
 def test_a_new_live_service_gets_daily_backups_on_its_host(inventory, secret_store, pool,
                                                            host_b, cleanup, testbed):
-    cleanup.add("bk-daily")
-    live = _create(inventory, secret_store, pool, "bk-daily", host="hostb",
+    cleanup.add(N("bk-daily"))
+    live = _create(inventory, secret_store, pool, N("bk-daily"), host="hostb",
                    type_=ServiceType.LIVE)
     local = _local_docker(testbed, "hostb")
     try:
@@ -549,11 +562,11 @@ def test_a_new_live_service_gets_daily_backups_on_its_host(inventory, secret_sto
         assert status["running"]
         (line,) = status["schedules"]
         f = line.split()
-        assert f[1] == "2" and f[2:5] == ["*", "*", "*"] and f[5] == "bk-daily"
+        assert f[1] == "2" and f[2:5] == ["*", "*", "*"] and f[5] == N("bk-daily")
         assert f[8] == "/backups/0" and f[9] == "7"
         # Other types get nothing by default (checked on the record, without a second service).
         for other in (ServiceType.TEST, ServiceType.DEMO, ServiceType.COPY, ServiceType.PREVIEW):
-            as_other = inventory.get_service("bk-daily", host="hostb")
+            as_other = inventory.get_service(N("bk-daily"), host="hostb")
             as_other.type = other
             assert bk.enable_default_backups(inventory, secret_store, pool, as_other) is None
         # Forgetting the service's backups (after a delete) takes it out of the scheduler.
@@ -569,18 +582,18 @@ def test_a_new_live_service_gets_daily_backups_on_its_host(inventory, secret_sto
 def test_delete_with_the_backup_offered_keeps_a_safety_backup(inventory, secret_store, pool,
                                                               host_a, cleanup, sql,
                                                               _default_dirs):
-    cleanup.add("bk-gone")
+    cleanup.add(N("bk-gone"))
     _default_dirs()
-    svc = _create(inventory, secret_store, pool, "bk-gone")
+    svc = _create(inventory, secret_store, pool, N("bk-gone"))
     _add_data(pool, host_a, svc, rows=10, files=2)
     files = len(_filestore(pool, host_a, svc))
     offer = bk.backup_offer(inventory, secret_store, pool)
     ops.delete_service(inventory, secret_store, pool, svc, backup_offer=offer)
-    assert _databases(sql, host_a, "bk-gone") == []
+    assert _databases(sql, host_a, N("bk-gone")) == []
     # The service is gone; its backup is still listed (from the host's default directory).
-    (record,) = bk.list_backups(inventory, pool, host="hosta", service_name="bk-gone")
+    (record,) = bk.list_backups(inventory, pool, host="hosta", service_name=N("bk-gone"))
     assert record.kind == "safety" and record.files == files
-    assert record.path.startswith(bk.DEFAULT_HOST_ROOT + "/bk-gone/")
+    assert record.path.startswith(f"{bk.DEFAULT_HOST_ROOT}/{N('bk-gone')}/")
 
 
 @pytest.mark.slow
@@ -590,26 +603,26 @@ def test_cli_backup_create_ls_and_dest(inventory, secret_store, pool, host_a, cl
 
     from havsh_tui.cli import cli
 
-    cleanup.add("bk-cli")
-    _create(inventory, secret_store, pool, "bk-cli")
+    cleanup.add(N("bk-cli"))
+    _create(inventory, secret_store, pool, N("bk-cli"))
     root = bk_dirs("cli")
     runner = CliRunner()
-    r = runner.invoke(cli, ["backup", "dest", "add", "bk-cli", f"host:{root}", "--primary",
+    r = runner.invoke(cli, ["backup", "dest", "add", N("bk-cli"), f"host:{root}", "--primary",
                             "--json"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(cli, ["backup", "create", "bk-cli", "--json"])
+    r = runner.invoke(cli, ["backup", "create", N("bk-cli"), "--json"])
     assert r.exit_code == 0, r.output
     result = json.loads(r.output.strip().splitlines()[-1])["backup"]
-    assert result["where"].startswith(f"hosta:{root}/bk-cli/")
-    r = runner.invoke(cli, ["backup", "ls", "bk-cli", "--json"])
+    assert result["where"].startswith(f"hosta:{root}/{N('bk-cli')}/")
+    r = runner.invoke(cli, ["backup", "ls", N("bk-cli"), "--json"])
     listed = json.loads(r.output)
     assert [b["id"] for b in listed] == [result["id"]]
     assert set(listed[0]) >= {"created_at", "size", "destination", "kind", "sha256"}
-    r = runner.invoke(cli, ["backup", "dest", "ls", "bk-cli", "--json"])
+    r = runner.invoke(cli, ["backup", "dest", "ls", N("bk-cli"), "--json"])
     rows = json.loads(r.output)
     assert [(x["name"], x["primary"]) for x in rows] == [("host", False), (f"host:{root}", True)]
     r = runner.invoke(cli, ["backup", "restore", result["id"], "--json"])
     assert r.exit_code == 2 and "usage" in r.output
-    r = runner.invoke(cli, ["backup", "schedule", "bk-cli", "--dest", "local:/tmp/x",
+    r = runner.invoke(cli, ["backup", "schedule", N("bk-cli"), "--dest", "local:/tmp/x",
                             "--frequency", "daily", "--json"])
     assert r.exit_code == 1 and "can only write to a directory there" in r.output

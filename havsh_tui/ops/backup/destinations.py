@@ -111,7 +111,8 @@ class HostDirectory:
         session = self.session()
         return HostJob(
             session, postgres_image(session.docker()), "store.sh", args, service=service,
-            purpose=purpose, binds={self.root: {"bind": "/out", "mode": "ro" if read_only else "rw"}},
+            purpose=purpose,
+            binds={self.root: {"bind": "/out", "mode": "ro" if read_only else "rw"}},
             env=env or {}, stdin=stdin, stream=stream, reporter=self.reporter)
 
     def list_backups(self, service: str | None = None,

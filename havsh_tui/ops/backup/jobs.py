@@ -130,7 +130,8 @@ def with_reconnect(session, reporter: Reporter, what: str, fn,
                     f"the connection to {session.host.name} dropped during {what} ({exc}); "
                     "what runs on the host goes on; reconnecting")
             if now - lost_since > window:
-                extra = f"; the job container {job_id[:12]} may still be running there" if job_id else ""
+                extra = (f"; the job container {job_id[:12]} may still be running there"
+                         if job_id else "")
                 raise HostLost(f"{session.host.name} stayed unreachable for {window:.0f} s "
                                f"during {what}{extra}") from exc
             time.sleep(2)

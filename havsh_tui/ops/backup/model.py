@@ -21,8 +21,8 @@ KINDS = ("manual", "scheduled", "safety")
 FORMATS = ("zip", "custom")
 COMPRESSIONS = ("deflate", "store")
 
-_ID_RE = re.compile(r"(?P<service>[a-z][a-z0-9-]*)_(?P<stamp>\d{8}T\d{6}Z)_(?P<kind>manual|scheduled|safety)"
-                    r"_(?P<rand>[0-9a-f]{6})")
+_ID_RE = re.compile(r"(?P<service>[a-z][a-z0-9-]*)_(?P<stamp>\d{8}T\d{6}Z)"
+                    r"_(?P<kind>manual|scheduled|safety)_(?P<rand>[0-9a-f]{6})")
 _PATH_RE = re.compile(r"/[A-Za-z0-9._/+@=-]*")
 
 

@@ -131,7 +131,8 @@ def create_backup(inventory, secret_store, pool, service: Service, *, dest: str 
         if audit is not None:
             audit.append(service.host, "backup.create", service.name, "failed", str(exc)[:200])
         raise
-    reporter.step("backup", "done", f"{record.id}: {record.size} bytes, sha256 {record.sha256[:12]}")
+    reporter.step("backup", "done",
+                  f"{record.id}: {record.size} bytes, sha256 {record.sha256[:12]}")
     seconds = round(time.monotonic() - started, 1)
     _record_op(inventory, "backup.create", service, "done", backup=record.id,
                destination=destination.describe(), size=record.size, seconds=seconds)
@@ -286,7 +287,8 @@ def find_backup(inventory, pool, backup_id: str, *, service: Service | None = No
     exact = [r for r in records if r.id == backup_id]
     if exact:
         return exact[0]
-    prefixed = {r.id: r for r in records if r.id.startswith(backup_id)} if len(backup_id) >= 8 else {}
+    prefixed = ({r.id: r for r in records if r.id.startswith(backup_id)}
+                if len(backup_id) >= 8 else {})
     if len(prefixed) == 1:
         return next(iter(prefixed.values()))
     if len(prefixed) > 1:

@@ -370,7 +370,8 @@ def _restore_into(inventory, secret_store, pool, spec: RestoreSpec, reporter: Re
         stopped = True
         reporter.step("stop", "done")
         runner.drop("both")
-        reporter.step("load", "running", f"into {target.database}__restore, beside the current data")
+        reporter.step("load", "running",
+                      f"into {target.database}__restore, beside the current data")
         loaded = _load_or_roll_back(runner, session, target, safety, reporter, inventory)
         reporter.step("load", "done", f"{loaded.get('files', 0)} files; "
                       f"{loaded.get('ignored_errors', 0)} harmless errors ignored")
@@ -404,8 +405,8 @@ def _restore_into(inventory, secret_store, pool, spec: RestoreSpec, reporter: Re
         if touched:
             _finish_failed(inventory, target, outcome, str(exc))
         where = {"untouched": f"{target.name} was not touched",
-                 "rolled_back": f"{target.name} is back on its previous data"
-                                + (f", the same as the safety backup {safety.id}" if safety else ""),
+                 "rolled_back": f"{target.name} is back on its previous data" + (
+                     f", the same as the safety backup {safety.id}" if safety else ""),
                  "unknown": f"the state of {target.name} on {target.host} is unknown: check it "
                             "when the host is back (`havsh service show`)"}[outcome]
         if audit is not None:

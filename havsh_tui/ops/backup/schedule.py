@@ -85,7 +85,8 @@ def add_destination(inventory, service: Service, spec: str, *, name: str | None 
     new_name = name or canonical
     if policy.get(new_name) or any(d.spec == canonical for d in policy.destinations):
         raise BackupError(f"{service.name} has the destination {new_name!r} already")
-    dest = DestinationConfig(name=new_name, spec=canonical, primary=primary or not policy.destinations,
+    dest = DestinationConfig(name=new_name, spec=canonical,
+                             primary=primary or not policy.destinations,
                              compression=compression, format=format)
     if dest.primary:
         for d in policy.destinations:

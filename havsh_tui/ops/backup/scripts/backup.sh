@@ -45,6 +45,7 @@ cleanup() {
   [ -n "$TICKER" ] && kill "$TICKER" 2> /dev/null
   if [ "$DONE" != 1 ] && [ -n "$PARTIAL" ]; then rm -f "$PARTIAL"; fi
   rm -rf "$TMP"
+  return 0
 }
 trap cleanup EXIT
 trap 'exit 143' TERM
@@ -94,19 +95,50 @@ PG_VERSION=$(printf '%s' "$MANIFEST" | sed -n 's/.*"pg_version" : "\([^"]*\)".*/
 [ -n "$ODOO_VERSION" ] || ODOO_VERSION=$VERSION
 
 hv_log "backing up $DB to $DIR ($FORMAT, $COMPRESSION)"
+# The dump and the filestore are written at the same time (pg_dump and gzip on one core, the
+# filestore on the other): the filestore into the zip, the dump's entry into a part file of
+# its own, appended once both are done. The central directory still lists dump.sql first.
+DUMPPART=$DIR/.$ID.dump.partial
+DUMPPID=
+cleanup_dump() {
+  [ -n "$DUMPPID" ] && hv_kill_tree "$DUMPPID"
+  rm -f "$DUMPPART"
+}
+trap 'cleanup_dump; cleanup' EXIT
 zip_begin "$PARTIAL" "$TMP"
-(while sleep 2; do printf 'P %s\n' "$(wc -c < "$PARTIAL" 2> /dev/null)" >&2; done) &
+mkdir -p "$TMP/dump" || hv_die "mktemp failed"
+(
+  HV_ZIP=$DUMPPART HV_OFF=0 HV_CD=$TMP/dump/cd HV_TMP=$TMP/dump
+  : > "$HV_ZIP" || hv_write_failed dump
+  : > "$HV_CD"
+  if [ "$FORMAT" = zip ]; then
+    zip_add_stream dump.sql "$COMPRESSION" pg_dump --no-owner "$DB"
+  else
+    zip_add_stream dump.dump "$COMPRESSION" pg_dump -Fc -Z 0 --no-owner "$DB"
+  fi
+  echo "$HV_OFF" > "$TMP/dump/size"
+) &
+DUMPPID=$!
+(while sleep 2; do
+   printf 'P %s\n' $(( $(wc -c < "$PARTIAL" 2> /dev/null || echo 0) + $(wc -c < "$DUMPPART" 2> /dev/null || echo 0) )) >&2
+ done) &
 TICKER=$!
-if [ "$FORMAT" = zip ]; then
-  zip_add_stream dump.sql "$COMPRESSION" pg_dump --no-owner "$DB"
-else
-  zip_add_stream dump.dump "$COMPRESSION" pg_dump -Fc -Z 0 --no-owner "$DB"
-fi
-DUMP_BYTES=$(awk 'NR == 1 {print $3}' "$TMP/cd")
-kill "$TICKER" 2> /dev/null; TICKER=
-HV_PROGRESS=$HV_OFF
-printf 'P %s\n' "$HV_PROGRESS" >&2
 zip_add_filestore "$FSDIR"
+wait "$DUMPPID" || { DUMPPID=; exit 1; }
+DUMPPID=
+kill "$TICKER" 2> /dev/null; TICKER=
+read -r DUMP_SIZE < "$TMP/dump/size" || hv_die "the dump did not finish"
+# shellcheck disable=SC2046
+set -- $(cat "$TMP/dump/cd")
+[ $# -eq 7 ] || hv_die "the dump's entry is missing"
+DUMP_BYTES=$3
+cat "$DUMPPART" >> "$PARTIAL" || hv_write_failed "the dump"
+rm -f "$DUMPPART"
+{ printf '%s %s %s %s %s %s %s\n' "$1" "$2" "$3" $(( HV_OFF + $4 )) "$5" "$6" "$7"
+  cat "$HV_CD"; } > "$TMP/cd.all" && mv "$TMP/cd.all" "$HV_CD" || hv_die "cannot write $TMP"
+HV_OFF=$(( HV_OFF + DUMP_SIZE ))
+[ "$(wc -c < "$PARTIAL")" -eq "$HV_OFF" ] || hv_write_failed "the dump"
+printf 'P %s\n' "$HV_OFF" >&2
 printf '%s, "havsh": {"format": "%s", "compression": "%s", "service": "%s", "host": "%s", "type": "%s", "kind": "%s", "created_at": "%s", "files": %s, "filestore_bytes": %s, "filestore_tar": {"offset": %s, "length": %s, "files": %s}}}\n' \
   "${MANIFEST%\}}" "$FORMAT" "$COMPRESSION" "$SERVICE" "$HOSTNAME_" "$STYPE" "$KIND" "$CREATED" \
   "$HV_FILES" "$HV_FSBYTES" "$HV_T0" "$HV_TLEN" "$HV_TFILES" > "$TMP/manifest.json" \

@@ -272,6 +272,21 @@ hv_tar_block() {
   [ $(( HV_POS - _pos0 )) -eq $(( 512 - _k0 )) ] || hv_die "internal: tar block length"
 }
 
+# hv_kill_tree PID: signal PID and every process below it (from /proc: the image has no ps).
+hv_kill_tree() {
+  local _root=$1 _p _st _kids=
+  for _p in /proc/[0-9]*; do
+    read -r _st 2> /dev/null < "$_p/stat" || continue
+    _st=${_st##*) }
+    # shellcheck disable=SC2086
+    set -- $_st
+    [ "${2:-}" = "$_root" ] && _kids="$_kids ${_p#/proc/}"
+  done
+  kill "$_root" 2> /dev/null
+  for _p in $_kids; do hv_kill_tree "$_p"; done
+  return 0
+}
+
 # -- writing a zip ----------------------------------------------------------------------------
 # zip_begin ZIP TMPDIR: start a new zip file (truncated); entries are listed in TMPDIR/cd.
 zip_begin() {
@@ -547,7 +562,6 @@ hv_fs_flush() {
   if cat "$@" >> "$HV_ZIP" 2> "$HV_TMP/cat.err" && [ "$(wc -c < "$HV_ZIP")" -eq "$HV_OFF" ]; then
     HV_FILES=$(( HV_FILES + HVF_BFILES )); HV_FSBYTES=$(( HV_FSBYTES + HVF_BBYTES ))
     HV_PROGRESS=$(( HV_PROGRESS + HVF_BBYTES ))
-    printf 'P %s\n' "$HV_PROGRESS" >&2
     rm -f "$HV_TMP"/h.*
     return 0
   fi
