@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ _TS_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}
 READ_SIZE = 256 * 1024
 #: The engine socket when the docker client does not say.
 DEFAULT_SOCKET = "/var/run/docker.sock"
+_FRAME_SIZE = struct.Struct(">I")
 
 
 @dataclass(slots=True)
@@ -234,51 +236,56 @@ class _EngineLogs:
                 if self.remaining == 0:
                     return
             return
-        buf = bytearray()
+        buf = b""
         for data in self._raw():
-            buf += data
-            out = bytearray()
+            buf = buf + data if buf else data
+            parts = []
             pos, n = 0, len(buf)
+            find = buf.find
             while True:
-                nl = buf.find(b"\r\n", pos)
+                nl = find(b"\r\n", pos)
                 if nl < 0:
                     break
-                size = int(buf[pos:nl].split(b";", 1)[0], 16)
+                try:
+                    size = int(buf[pos:nl], 16)
+                except ValueError:  # a chunk extension (";name=value"): never from dockerd
+                    size = int(buf[pos:nl].split(b";", 1)[0], 16)
                 if size == 0:
-                    if out:
-                        yield bytes(out)
+                    if parts:
+                        yield b"".join(parts)
                     return
                 end = nl + 2 + size
                 if n < end + 2:
                     break
-                out += buf[nl + 2:end]
+                parts.append(buf[nl + 2:end])
                 pos = end + 2
-            del buf[:pos]
-            if out:
-                yield bytes(out)
+            buf = buf[pos:]
+            if parts:
+                yield b"".join(parts)
 
     def _payload(self) -> Iterator[bytes]:
         """Docker's stream frames (8-byte header, then the payload) taken apart."""
         if self.tty:
             yield from self._body()
             return
-        buf = bytearray()
+        buf = b""
+        unpack = _FRAME_SIZE.unpack_from
         for data in self._body():
-            buf += data
-            out = bytearray()
+            buf = buf + data if buf else data
+            parts = []
             pos, n = 0, len(buf)
             while n - pos >= 8:
-                size = int.from_bytes(buf[pos + 4:pos + 8], "big")
-                end = pos + 8 + size
+                end = pos + 8 + unpack(buf, pos + 4)[0]
                 if end > n:
                     break
-                out += buf[pos + 8:end]
+                parts.append(buf[pos + 8:end])
                 pos = end
-            del buf[:pos]
-            if out:
-                yield bytes(out)
+            buf = buf[pos:]
+            if parts:
+                yield b"".join(parts)
 
-    def batches(self) -> Iterator[list[bytes]]:
+    def batches(self) -> Iterator[bytes]:
+        """Blocks of whole lines (each ends with a newline, dropped here), as they come."""
         pending = b""
         for data in self._payload():
             if pending:
@@ -288,7 +295,7 @@ class _EngineLogs:
                 pending = data
                 continue
             pending = data[cut + 1:]
-            yield data[:cut].split(b"\n")
+            yield data[:cut]
         self.leftover = pending
 
 
@@ -307,7 +314,7 @@ class _SDKLogs:
             except Exception:  # noqa: BLE001
                 pass
 
-    def batches(self) -> Iterator[list[bytes]]:
+    def batches(self) -> Iterator[bytes]:
         pending = b""
         for chunk in self.chunks:
             data = pending + chunk if pending else chunk
@@ -316,7 +323,7 @@ class _SDKLogs:
                 pending = data
                 continue
             pending = data[cut + 1:]
-            yield data[:cut].split(b"\n")
+            yield data[:cut]
         self.leftover = pending
 
 
@@ -426,10 +433,10 @@ class LogStream:
                     reader.close()
                     return
                 try:
-                    for raw in reader.batches():
+                    for block in reader.batches():
                         if self.stopped:
                             return
-                        batch = self._accept_all(raw)
+                        batch = self._accept_block(block)
                         if batch:
                             yield batch
                 finally:
@@ -438,7 +445,7 @@ class LogStream:
                     reader.close()
                 if self.stopped:
                     return
-                leftover = self._accept_all([reader.leftover]) if reader.leftover else []
+                leftover = self._accept_block(reader.leftover) if reader.leftover else []
                 if not self.follow:
                     if leftover:
                         yield leftover
@@ -488,44 +495,55 @@ class LogStream:
         while not self.stopped and time.monotonic() < deadline:
             time.sleep(min(0.1, seconds))
 
-    def _accept_all(self, raw_lines: list[bytes]) -> list[Item]:
+    def _accept_block(self, block: bytes) -> list[Item]:
+        """Lines from a block of complete lines: split, resume position tracked, parsed."""
+        text_block = block.decode(errors="replace")  # "\n" never ends a UTF-8 sequence
+        lines = text_block.split("\n")
+        if "\r" in text_block:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
         out: list[Item] = []
         append = out.append
         parse = self.parser.parse if self.parse else None
-        for raw in raw_lines:
-            line = raw.decode(errors="replace")
-            if line.endswith("\r"):
-                line = line[:-1]
+        stamps: list[str] = []
+        keep_stamp = stamps.append
+        resuming = self._resuming
+        for line in lines:
             ts, sep, text = line.partition(" ")
             # Docker writes RFC3339Nano with a fixed 9-digit fraction, in UTC.
             if sep and len(ts) >= 20 and ts[10] == "T" and ts[4] == "-":
-                if not self._keep(ts):
-                    continue
+                if resuming:
+                    if not self._keep(ts):
+                        continue
+                    resuming = self._resuming
+                else:
+                    keep_stamp(ts)
             else:
                 ts, text = "", line
             append(parse(text, ts) if parse is not None else LogLine(text, ts))
+        if stamps:
+            # Where a resume starts: the newest timestamp, and how many lines had it. (A
+            # line older than the newest seen, stdout and stderr being stamped apart, is
+            # given but moves nothing.)
+            newest = max(stamps)
+            if newest == self.last_ts:
+                self._given_at_ts += stamps.count(newest)
+            elif newest > self.last_ts:
+                self.last_ts, self._given_at_ts = newest, stamps.count(newest)
         return out
 
     def _keep(self, ts: str) -> bool:
-        """Track the resume position; False for a line a resumed stream already gave."""
-        if self._resuming:
-            k, last = _ts_key(ts), _ts_key(self.last_ts)
-            if k < last:
+        """While resuming: False for a line the stream gave before the drop."""
+        k, last = _ts_key(ts), _ts_key(self.last_ts)
+        if k < last:
+            return False
+        if k == last:
+            if self._skip_at_ts > 0:
+                self._skip_at_ts -= 1
                 return False
-            if k == last:
-                if self._skip_at_ts > 0:
-                    self._skip_at_ts -= 1
-                    return False
-                self._given_at_ts += 1
-                return True
-            self._resuming = False
-        # Fixed-width timestamps compare as strings. A line older than the newest one seen
-        # (stdout and stderr are stamped apart, so they can cross) is given but moves
-        # nothing: the resume point stays the newest timestamp.
-        if ts == self.last_ts:
             self._given_at_ts += 1
-        elif ts > self.last_ts:
-            self.last_ts, self._given_at_ts = ts, 1
+            return True
+        self._resuming = False
+        self.last_ts, self._given_at_ts = ts, 1
         return True
 
 

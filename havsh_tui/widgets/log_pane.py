@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.cells import cell_len
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events, on
@@ -38,7 +39,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.containers import Horizontal, Vertical
-from textual.geometry import Size
+from textual.content import Content
+from textual.geometry import Region, Size
+from textual.markup import escape
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
@@ -56,8 +59,12 @@ BATCH_SECONDS = 0.05
 BATCH_LINES = 500
 #: The reader stops reading while this many lines wait for the UI ...
 PENDING_MAX = 10_000
+#: Lines taken per message handled: a key press waits for one such step at most.
+DRAIN_MAX = 2_000
 #: ... or while the app's message queue is this long.
 QUEUE_MAX = 20
+#: Frames a second at most while following a log that grows.
+FOLLOW_FPS = 15
 #: Cells of one line that are drawn; the rest is cut with "…" (a 1 MB JSON line would
 #: otherwise make every frame measure it).
 MAX_LINE_CELLS = 2_000
@@ -107,9 +114,23 @@ def entry_of(item: LogLine) -> Entry:
 
 
 def marker_entry(event: StreamEvent, now: datetime | None = None) -> Entry:
+    """A marker row. Its level slot carries the event's kind (markers have no level)."""
     body = MARKER_TEXT.get(event.kind, event.kind + " {detail}").format(detail=event.detail)
     stamp = (now or datetime.now()).astimezone().strftime("%H:%M:%S")
-    return (f"── {stamp} {body} ──", None, MARKER)
+    return (f"── {stamp} {body} ──", event.kind, MARKER)
+
+
+def entries_of(items: Iterable[LogLine | StreamEvent],
+               clock: Callable[[], datetime] | None = None) -> list[Entry]:
+    """Rows for stream items; no Textual here, so the reader thread does it."""
+    out: list[Entry] = []
+    append = out.append
+    for item in items:
+        if isinstance(item, LogLine):
+            append(entry_of(item))
+        else:
+            append(marker_entry(item, clock() if clock is not None else None))
+    return out
 
 
 @dataclass
@@ -329,7 +350,7 @@ class LogView(ScrollView, can_focus=True):
     ]
 
     #: Following the end of the log.
-    tail: reactive[bool] = reactive(True, init=False)
+    tail: reactive[bool] = reactive(True, init=False, repaint=False)
     #: The line under the cursor (a sequence number), or None.
     cursor: reactive[int | None] = reactive(None, init=False, repaint=False)
     #: The other end of a range selection started with ``v`` (a sequence number).
@@ -352,17 +373,22 @@ class LogView(ScrollView, can_focus=True):
         self.buffer = buffer
         #: Rows added while not following: the "N new lines" count.
         self.new_lines = 0
-        self._cache: LRUCache[tuple[int, int], Strip] = LRUCache(1024)
+        self._cache: LRUCache[tuple[int, int, int, int], Strip] = LRUCache(256)
         self._styles: dict[str, Style] | None = None
+        self._combos: dict[tuple[int, str | None], Style] = {}
+        self._drawing = False
         #: True while the widget itself moves the scroll position (not the user).
         self._auto_scroll = False
         self._at_end = False
+        self._sync_timer: Any = None
+        self._last_sync = 0.0
 
     # -- styles and cache ---------------------------------------------------------------
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles = None
+        self._combos = {}
         self._cache.clear()
 
     def _style(self, name: str) -> Style:
@@ -392,30 +418,71 @@ class LogView(ScrollView, can_focus=True):
     def rows_changed(self, added: int, dropped: int) -> None:
         """After the buffer grew (and maybe dropped lines): size, scroll, marker."""
         buffer = self.buffer
-        self.virtual_size = Size(buffer.width, buffer.row_count)
-        if self.tail:
-            self._scroll_quietly(y=self.max_scroll_y)
-            self.refresh()
-        else:
+        self._resize_content(Size(buffer.width, buffer.row_count), scrollbars=False)
+        if not self.tail:
             if dropped:
                 # Keep the rows on screen where they are while older ones go.
                 self._scroll_quietly(y=max(0, self.scroll_y - dropped))
-                self.refresh()
             elif added:
                 bottom = self.scroll_y + self.scrollable_content_region.height
                 if bottom + added >= self.virtual_size.height:
                     self.refresh()
             self.new_lines += added
+        self._sync_soon()
+
+    def _sync_soon(self) -> None:
+        """Bring scrollbars (and, following, the scroll position) up to the new size, at most
+        FOLLOW_FPS times a second.
+
+        A frame of a moving log redraws every row (about 10 ms here), and the scrollbars
+        redraw whenever their size is set; at one a batch, the frames alone would take a
+        third of the event loop while a container is chatty, and keys would wait behind
+        them. Nobody reads a firehose at 60 frames a second.
+        """
+        if self._sync_timer is not None:
+            return
+        wait = self._last_sync + 1 / FOLLOW_FPS - time.monotonic()
+        if wait <= 0:
+            self._sync_now()
+        else:
+            self._sync_timer = self.set_timer(wait, self._sync_now)
+
+    def _sync_now(self) -> None:
+        self._sync_timer = None
+        self._last_sync = time.monotonic()
+        if self.container_size:
+            self._scroll_update(self.virtual_size)
+        if self.tail:
+            self._scroll_quietly(y=self.max_scroll_y)
+            self.refresh()
 
     def rows_rebuilt(self) -> None:
         """After the filter changed: every row may be another line."""
-        self.virtual_size = Size(self.buffer.width, self.buffer.row_count)
+        self._resize_content(Size(self.buffer.width, self.buffer.row_count))
         self._cache.clear()
         if self.tail:
             self._scroll_quietly(y=self.max_scroll_y)
         elif self.cursor is not None:
             self.scroll_to_seq(self.cursor)
         self.refresh()
+
+    def _resize_content(self, size: Size, *, scrollbars: bool = True) -> None:
+        """Set the virtual size without a layout of the screen.
+
+        ``virtual_size`` is a layout reactive: each batch would lay the whole screen out
+        again (14 ms a time here, measured), though only the scrollbars change. So the size
+        is set quietly and the scrollbars updated as Textual's own resize does (now, or by
+        :meth:`_sync_soon`); a scrollbar that appears or goes still asks for its layout
+        (those are layout reactives too).
+        """
+        if size == self.virtual_size:
+            return
+        if not self.container_size:
+            self.virtual_size = size  # not laid out yet: the first layout sizes everything
+            return
+        self.set_reactive(Widget.virtual_size, size)
+        if scrollbars:
+            self._scroll_update(size)
 
     def _scroll_quietly(self, *, y: float) -> None:
         self._auto_scroll = True
@@ -449,8 +516,7 @@ class LogView(ScrollView, can_focus=True):
             self.cursor = None
             self.anchor = None
             if not self._at_end:
-                self._scroll_quietly(y=self.max_scroll_y)
-            self.refresh()
+                self._scroll_quietly(y=self.max_scroll_y)  # redraws if it moves
         self.post_message(self.TailChanged(self, tail))
 
     def on_resize(self, event: events.Resize) -> None:
@@ -590,64 +656,94 @@ class LogView(ScrollView, can_focus=True):
         self.refresh()
 
     # -- drawing ------------------------------------------------------------------------
+    #
+    # A following pane draws every row anew each frame (the rows move), so a row must be
+    # cheap: segments are cut from the text directly, cropped to the screen and padded in
+    # one pass, one Strip per row. Rich's Text (spans, render) serves only rows with search
+    # hits or a mouse selection. The selection's offsets (Style meta) go on a row only when
+    # Textual asks for one row outside drawing (a mouse hit test), not on every frame.
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._drawing = True
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._drawing = False
+
+    def _combined(self, mark: int, name: str | None) -> Style:
+        """The widget's style (with the cursor's or range's background) plus a component."""
+        key = (mark, name)
+        style = self._combos.get(key)
+        if style is None:
+            base = self.rich_style
+            if mark:
+                base = base + self._style("cursor" if mark == 1 else "range")
+            style = base if name is None else base + self._style(name)
+            self._combos[key] = style
+        return style
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         row = scroll_y + y
         width = self.size.width
         buffer = self.buffer
-        base = self.rich_style
         if row >= buffer.row_count:
-            return Strip.blank(width, base)
+            return Strip.blank(width, self._combined(0, None))
         seq = buffer.seq_at(row)
         mark = 0
         if seq == self.cursor:
             mark = 1
-        else:
+        elif self.anchor is not None:
             span = self.selected_range()
             if span is not None and span[0] <= seq <= span[1]:
                 mark = 2
         selection = self.text_selection
-        key = (seq, mark)
-        strip = None if selection is not None else self._cache.get(key)
-        if strip is None:
-            strip = self._render_entry(buffer.entry(seq), seq, row, mark, selection)
-            if selection is None:
-                self._cache[key] = strip
-        fill = base
-        if mark:
-            fill = base + self._style("cursor" if mark == 1 else "range")
-        return strip.crop_extend(scroll_x, scroll_x + width, fill).apply_offsets(scroll_x, row)
+        drawing = self._drawing
+        key = (seq, mark, scroll_x, width)
+        if drawing and selection is None:
+            strip = self._cache.get(key)
+            if strip is not None:
+                return strip
+        strip = self._draw(buffer.entry(seq), row, mark, scroll_x, width, selection,
+                           None if drawing else row)
+        if drawing and selection is None:
+            self._cache[key] = strip
+        return strip
 
-    def _render_entry(self, entry: Entry, seq: int, row: int, mark: int,
-                      selection: Selection | None) -> Strip:
+    def _pieces(self, entry: Entry, mark: int) -> list[tuple[str, Style]]:
+        """The row's text in styled pieces, uncropped (no search, no selection)."""
         text, level, kind = entry
-        if len(text) > MAX_LINE_CELLS:
-            text = text[: MAX_LINE_CELLS - 1] + "…"
-        line = Text(text, no_wrap=True, end="")
-        style = self._style
+        combined = self._combined
         if kind == MARKER:
-            line.stylize(style("marker"))
-        elif kind == ODOO and level is not None:
-            line.stylize(style("timestamp"), 0, 23)
+            return [(text, combined(mark, "marker"))]
+        if kind == ODOO and level is not None:
             at = text.find(level, 24)
             if at > 0:
                 lname = level.lower()
-                line.stylize(style(lname), at, at + len(level))
-                if lname in ("warning", "error", "critical"):
-                    text_style = "warning-text" if lname == "warning" else "error-text"
-                    line.stylize(style(text_style), at + len(level))
-        elif kind == CONTINUATION and level in ("ERROR", "CRITICAL"):
-            line.stylize(style("traceback"))
+                rest = ("warning-text" if lname == "warning" else
+                        "error-text" if lname in ("error", "critical") else None)
+                after = at + len(level)
+                return [(text[:23], combined(mark, "timestamp")),
+                        (text[23:at], combined(mark, None)),
+                        (text[at:after], combined(mark, lname)),
+                        (text[after:], combined(mark, rest))]
+        if kind == CONTINUATION and level in ("ERROR", "CRITICAL"):
+            return [(text, combined(mark, "traceback"))]
+        return [(text, combined(mark, None))]
+
+    def _rich_pieces(self, entry: Entry, row: int, mark: int,
+                     selection: Selection | None) -> list[tuple[str, Style]]:
+        """The same through Rich's Text, with search hits and the mouse selection."""
+        text, _level, kind = entry
+        line = Text(no_wrap=True, end="")
+        for piece, style in self._pieces(entry, mark):
+            line.append(piece, style)
         search = self.buffer.search
         if search is not None and kind != MARKER:
-            current = mark == 1
-            hit = style("match-current" if current else "match")
+            hit = self._style("match-current" if mark == 1 else "match")
             for m in search.pattern.finditer(text):
                 if m.end() > m.start():
                     line.stylize(hit, m.start(), m.end())
-        if mark:
-            line.stylize_before(style("cursor" if mark == 1 else "range"))
         if selection is not None:
             span = selection.get_span(row)
             if span is not None:
@@ -656,15 +752,87 @@ class LogView(ScrollView, can_focus=True):
                     end = len(line)
                 line.stylize(self.screen.get_component_rich_style("screen--selection"),
                              start, end)
-        line.stylize_before(self.rich_style)
-        return Strip(line.render(self.app.console), line.cell_len)
+        return [(seg.text, seg.style or Style()) for seg in line.render(self.app.console)]
+
+    def _draw(self, entry: Entry, row: int, mark: int, scroll_x: int, width: int,
+              selection: Selection | None, offsets_row: int | None) -> Strip:
+        text = entry[0]
+        if len(text) > MAX_LINE_CELLS:
+            entry = (text[: MAX_LINE_CELLS - 1] + "…", entry[1], entry[2])
+            text = entry[0]
+        if selection is not None or (self.buffer.search is not None and entry[2] != MARKER
+                                     and self.buffer.search.pattern.search(text)):
+            pieces = self._rich_pieces(entry, row, mark, selection)
+        else:
+            pieces = self._pieces(entry, mark)
+        fill = self._combined(mark, None)
+        if not text.isascii():
+            # Wide characters: let Strip measure cells.
+            strip = Strip([Segment(t, st) for t, st in pieces]).crop_extend(
+                scroll_x, scroll_x + width, fill)
+            return strip if offsets_row is None else strip.apply_offsets(scroll_x, offsets_row)
+        end = scroll_x + width
+        out: list[Segment] = []
+        pos = 0
+        for piece, style in pieces:
+            n = len(piece)
+            stop = pos + n
+            if stop > scroll_x and pos < end and n:
+                a = scroll_x - pos if pos < scroll_x else 0
+                b = end - pos if stop > end else n
+                out.append(Segment(piece[a:b], style))
+            pos = stop
+            if pos >= end:
+                break
+        used = max(0, min(pos, end) - scroll_x)
+        if used < width:
+            out.append(Segment(" " * (width - used), fill))
+        if offsets_row is not None:
+            x = scroll_x
+            with_offsets = []
+            for seg in out:
+                meta = Style.from_meta({"offset": (x, offsets_row)})
+                with_offsets.append(Segment(seg.text, seg.style + meta if seg.style else meta))
+                x += len(seg.text)
+            out = with_offsets
+        return Strip(out, width)
 
 
-class NewLinesMarker(Static):
-    """ "1,234 new lines ↓": shown while the pane does not follow; a click follows again."""
+class StatusLine(Widget):
+    """One line of markup whose changes repaint it alone (a Static lays out again)."""
+
+    DEFAULT_CSS = """
+    StatusLine {
+        height: 1;
+    }
+    """
+
+    markup: reactive[str] = reactive("", layout=False)
+
+    def render(self) -> Content:
+        return Content.from_markup(self.markup)
+
+
+class NewLinesMarker(Widget):
+    """ "1,234 new lines ↓": shown while the pane does not follow; a click follows again.
+
+    The count changes with every batch; its width only with the number of digits, so only
+    then does it ask for a layout.
+    """
+
+    label: reactive[str] = reactive("", layout=False)
 
     class Clicked(Message):
         pass
+
+    def show_count(self, n: int) -> None:
+        text = f"{n:,} new line{'s' if n != 1 else ''} ↓"
+        if len(text) != len(self.label):
+            self.styles.width = len(text) + 2  # its padding
+        self.label = text
+
+    def render(self) -> Content:
+        return Content(self.label)
 
     def on_click(self) -> None:
         self.post_message(self.Clicked())
@@ -785,7 +953,6 @@ class LogPane(Widget, can_focus=False):
 
     DEFAULT_CSS = """
     LogPane {
-        layers: base overlay;
         height: 1fr;
         width: 1fr;
     }
@@ -809,21 +976,24 @@ class LogPane(Widget, can_focus=False):
         border: none;
         padding: 0;
     }
-    LogPane > NewLinesMarker {
-        layer: overlay;
+    LogPane > #log-status-bar {
         dock: bottom;
-        width: auto;
+        height: 1;
+    }
+    LogPane #log-status {
+        width: 1fr;
         height: 1;
         padding: 0 1;
     }
-    LogPane > NewLinesMarker.-hidden {
-        display: none;
+    LogPane NewLinesMarker {
+        height: 1;
+        padding: 0 1;
     }
     """
 
     #: What the stream does: idle (no stream), connecting, following, reconnecting,
     #: stopped (the container), gone (no container), ended, failed.
-    state: reactive[str] = reactive("idle", init=False)
+    state: reactive[str] = reactive("idle", init=False, repaint=False)
 
     class LinesReady(Message):
         """Posted by the reader thread: pending lines wait (one message in flight)."""
@@ -855,11 +1025,12 @@ class LogPane(Widget, can_focus=False):
         self.min_level: str | None = None
         self._prompt_kind: str | None = None  # "search" or "filter" while the prompt shows
         self._lock = threading.Lock()
-        self._pending: list[LogLine | StreamEvent] = []
+        self._pending: list[Entry] = []
         self._in_flight = False
         self._last_post = 0.0
         self._closing = False
         self._flush_timer: Any = None
+        self._status_markup: str | None = None
 
     # -- composition --------------------------------------------------------------------
 
@@ -869,7 +1040,13 @@ class LogPane(Widget, can_focus=False):
             # Disabled while hidden, or auto-focus would give it the keys.
             yield Input(id="log-prompt-input", disabled=True)
         yield LogView(self.buffer, id="log-view")
-        yield NewLinesMarker("", id="log-new-lines", classes="-hidden")
+        # The status has a line of its own, not the border's subtitle: a change then
+        # redraws one line, not the whole pane (keys answer faster while lines pour in).
+        with Horizontal(id="log-status-bar"):
+            yield StatusLine(id="log-status")
+            marker = NewLinesMarker(id="log-new-lines")
+            marker.display = False
+            yield marker
 
     @property
     def view(self) -> LogView:
@@ -930,19 +1107,12 @@ class LogPane(Widget, can_focus=False):
 
     def append_items(self, items: Iterable[LogLine | StreamEvent]) -> None:
         """Add parsed lines and stream events (markers)."""
-        entries: list[Entry] = []
-        state = None
-        for item in items:
-            if isinstance(item, LogLine):
-                entries.append(entry_of(item))
-            else:
-                # The app's clock (frozen in tests) stamps the marker.
-                clock = getattr(self.app, "clock", None)
-                entries.append(marker_entry(item, clock() if callable(clock) else None))
-                state = EVENT_STATE.get(item.kind, self.state)
-        self._add(entries)
-        if state is not None:
-            self.state = state
+        self._add(entries_of(items, self._clock()))
+
+    def _clock(self) -> Callable[[], datetime] | None:
+        # The app's clock (frozen in tests) stamps markers.
+        clock = getattr(self.app, "clock", None)
+        return clock if callable(clock) else None
 
     def clear(self) -> None:
         self.buffer.clear()
@@ -982,12 +1152,14 @@ class LogPane(Widget, can_focus=False):
         worker = get_current_worker()
         batches = stream.batches() if hasattr(stream, "batches") else (
             [item] for item in stream.lines())
+        clock = self._clock()
         try:
             for batch in batches:
                 if worker.is_cancelled or self._closing:
                     break
+                rows = entries_of(batch, clock)
                 with self._lock:
-                    self._pending.extend(batch)
+                    self._pending.extend(rows)
                     waiting = len(self._pending)
                 self._post_if_due(waiting)
                 # Back-pressure: read no further while the UI is behind. The SSH window
@@ -1021,14 +1193,19 @@ class LogPane(Widget, can_focus=False):
 
     def _drain(self) -> None:
         with self._lock:
-            items, self._pending = self._pending, []
-            self._in_flight = False
+            rows = self._pending[:DRAIN_MAX]
+            del self._pending[:DRAIN_MAX]
+            more = bool(self._pending)
+            # More waiting: one more message (behind any key already queued), not a loop.
+            self._in_flight = more
             self._last_post = time.monotonic()
-        if not items:
+        if more:
+            self.post_message(self.LinesReady())
+        if not rows:
             return
         if self.state in ("connecting", "idle"):
             self.state = "following"
-        self.append_items(items)
+        self._add(rows)
 
     def on_worker_state_changed(self, event: Any) -> None:
         # The stream ends by itself only without follow, or on an error LogStream does
@@ -1049,6 +1226,10 @@ class LogPane(Widget, can_focus=False):
 
     def _add(self, entries: list[Entry]) -> None:
         added, dropped = self.buffer.append(entries)
+        for entry in reversed(entries):
+            if entry[2] == MARKER:
+                self.state = EVENT_STATE.get(entry[1] or "", self.state)
+                break
         if not self.is_mounted:
             return  # on_mount sizes the view from the buffer
         view = self.view
@@ -1066,46 +1247,58 @@ class LogPane(Widget, can_focus=False):
         marker = self.query_one("#log-new-lines", NewLinesMarker)
         hidden = view.tail or view.new_lines == 0
         if not hidden:
-            n = view.new_lines
-            marker.update(f"{n:,} new line{'s' if n != 1 else ''} ↓")
-        marker.set_class(hidden, "-hidden")
+            marker.show_count(view.new_lines)
+        if marker.display == hidden:
+            marker.display = not hidden
 
-    def status_text(self) -> str:
-        """The pane's bottom line: following or paused, filters, search position."""
-        parts: list[str] = []
+    def status_parts(self) -> list[tuple[str, str | None]]:
+        """The pane's bottom line, as (text, theme colour variable) pieces."""
+        parts: list[tuple[str, str | None]] = []
         view = self.view
         state = self.state
         if state == "reconnecting":
-            parts.append("⚠ reconnecting")
+            parts.append(("⚠ reconnecting", "$text-warning"))
         elif state == "stopped":
-            parts.append("■ container stopped")
+            parts.append(("■ container stopped", "$text-warning"))
         elif state in ("gone", "failed"):
-            parts.append("✘ no stream")
+            parts.append(("✘ no stream", "$text-error"))
         elif state == "connecting":
-            parts.append("… connecting")
+            parts.append(("… connecting", None))
         elif state == "ended":
-            parts.append("■ end of log")
+            parts.append(("■ end of log", None))
         if not view.tail:
-            parts.append("‖ paused")
+            parts.append(("‖ paused", "$text-warning"))
         elif state == "following":
-            parts.append("● following")
+            parts.append(("● following", "$text-success"))
         if self.min_level is not None:
-            parts.append(f"≥{self.min_level}")
+            parts.append((f"≥{self.min_level}", "$text-primary"))
         if self.buffer.filter is not None:
-            parts.append(f"filter {self.buffer.filter.label}")
+            parts.append((f"filter {self.buffer.filter.label}", "$text-primary"))
         if self.buffer.filter is not None or self.min_level is not None:
-            parts.append(f"{self.buffer.row_count:,} shown")
+            parts.append((f"{self.buffer.row_count:,} shown", None))
         if self.buffer.search is not None:
             index, total = self.search_position
-            parts.append(f"{self.buffer.search.label} {index or '–'}/{total}")
-        return " · ".join(parts)
+            parts.append((f"{self.buffer.search.label} {index or '–'}/{total}", "$text-accent"))
+        return parts
+
+    def status_text(self) -> str:
+        """The pane's bottom line as plain text."""
+        return " · ".join(text for text, _ in self.status_parts())
 
     def _update_status(self) -> None:
         if not self.is_mounted:
             return
-        self.border_subtitle = self.status_text()
-        self.set_class(not self.view.tail, "-paused")
-        self.set_class(self.state == "reconnecting", "-reconnecting")
+        # Colours by markup, not by a class on the pane: a class change restyles the whole
+        # pane (40 ms here, measured), and space would wait for it.
+        markup = " · ".join(
+            f"[{colour}]{escape(text)}[/]" if colour else escape(text)
+            for text, colour in self.status_parts())
+        if markup != self._status_markup:
+            self._status_markup = markup
+            self.query_one("#log-status", StatusLine).markup = markup
+        reconnecting = self.state == "reconnecting"
+        if reconnecting != self.has_class("-reconnecting"):
+            self.set_class(reconnecting, "-reconnecting")
 
     @on(LogView.TailChanged)
     def _on_tail_changed(self, event: LogView.TailChanged) -> None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 
 import pytest
 
@@ -43,11 +44,13 @@ def _start_gen(pool, host, name: str, n: int, pause_every: int) -> str:
 
 
 @pytest.fixture
-def gen(pool, host_a, cleanup):
+def gen(pool, host_a, cleanup, request):
     made = []
+    # A name of this test's own: under xdist the tests of this file run side by side.
+    tag = zlib.crc32(request.node.name.encode()) % 100_000
 
     def start(n: int, pause_every: int = 0) -> str:
-        name = f"lg-gen-{len(made)}"
+        name = f"lg-gen-{tag}-{len(made)}"
         cleanup.add(name)
         made.append(_start_gen(pool, host_a, name, n, pause_every))
         return name

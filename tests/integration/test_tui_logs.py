@@ -6,6 +6,7 @@ doubled. The container restarts: the pane says so and follows the new one."""
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 
 import pytest
@@ -40,13 +41,15 @@ def numbers(texts: list[str]) -> list[int]:
 
 
 @pytest.fixture
-def gen_service(pool, host_a, inventory, cleanup):
+def gen_service(pool, host_a, inventory, cleanup, request):
     """``start(n, pause_every)``: a generator container named like a service's (havsh-<slug>)
     and that service in the inventory."""
     made: list[str] = []
+    # A name of this test's own: under xdist the tests of this file run side by side.
+    tag = zlib.crc32(request.node.name.encode()) % 100_000
 
     def start(n: int, pause_every: int = 0) -> Service:
-        slug = f"tl-gen-{len(made)}"
+        slug = f"tl-gen-{tag}-{len(made)}"
         cleanup.add(slug)
         client = pool.session(host_a).docker()
         try:
