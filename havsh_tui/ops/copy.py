@@ -117,6 +117,8 @@ printf '%sfiles=%s bytes=%s\n' "$prefix" "$(tr -cd '\0' < /tmp/h/list | wc -c)" 
 _COUNT_HERE = r"""find . -type f -printf '%s\n' \
   | awk -v p="$prefix" '{n++; b+=$1} END {printf "%sfiles=%d bytes=%.0f\n", p, n, b}' >&2
 """
+# After a failed extraction: the volume's free and total bytes, so a full disk is named.
+_DF = "df -Pk /dst | awk 'NR == 2 {print \"havsh-df\", $4 * 1024, $2 * 1024}' >&2"
 _TAR = (f"tar --null --ignore-failed-read -c -f - -T /tmp/h/names --checkpoint={CHECKPOINT} "
         "--checkpoint-action=echo=havsh-ck%u")
 # The counting helper of plan_copy and of a copy's first step: files, bytes, and how well
@@ -139,8 +141,11 @@ fi
 _WRITE_SCRIPT = r"""set -e
 """ + _HEARTBEAT + r"""mkdir -p "/dst/filestore/$1"
 cd "/dst/filestore/$1"
-if [ "$2" = gzip ]; then gzip -dc | tar -x -f - --numeric-owner
-else tar -x -f - --numeric-owner; fi
+untar() {
+  if [ "$2" = gzip ]; then gzip -dc | tar -x -f - --numeric-owner
+  else tar -x -f - --numeric-owner; fi
+}
+untar "$@" || { rc=$?; """ + _DF + r"""; exit "$rc"; }
 chown -R "$(stat -c %u:%g /dst)" /dst/filestore
 prefix=""
 """ + _COUNT_HERE
@@ -148,7 +153,8 @@ _LOCAL_SCRIPT = r"""set -e
 db="$1"; prefix="src "
 """ + _HEARTBEAT + r"""mkdir -p "/dst/filestore/$2"
 """ + _LIST + f"""
-( {_TAR}; echo $? > /tmp/h/rc ) | tar -x -f - -C "/dst/filestore/$2" --numeric-owner
+( {_TAR}; echo $? > /tmp/h/rc ) | tar -x -f - -C "/dst/filestore/$2" --numeric-owner \
+  || {{ rc=$?; {_DF}; exit "$rc"; }}
 rc="$(cat /tmp/h/rc)"; [ "$rc" = 0 ] || exit "$rc"
 chown -R "$(stat -c %u:%g /dst)" /dst/filestore
 cd "/dst/filestore/$2"
@@ -328,6 +334,20 @@ class _StderrLines:
     def text(self) -> str:
         lines = self._kept + ([self._partial] if self._partial else [])
         return b"\n".join(lines).decode(errors="replace").strip()
+
+
+def disk_full(text: str) -> str | None:
+    """'the target ran out of disk space' when a failed writer reported a (nearly) full
+    volume, or PostgreSQL said so."""
+    m = re.search(r"havsh-df (\d+) (\d+)", text)
+    if m:
+        free, size = int(m.group(1)), int(m.group(2))
+        if free < max(1024 * 1024, size // 100):
+            return (f"the target ran out of disk space ({human_bytes(free)} free of "
+                    f"{human_bytes(size)})")
+    if "No space left on device" in text:
+        return "the target ran out of disk space"
+    return None
 
 
 def app_name(new: Service, token: str) -> str:
@@ -857,8 +877,10 @@ def _copy_database(src_client, dst_client, src_db: str, new: Service, snapshot_i
             # pg_restore dying first breaks pg_dump's pipe: then pg_restore is the cause.
             what = "pg_dump" if dump_rc not in (0, 141) and (
                 restore_rc == 0 or "Broken pipe" not in err) else "pg_restore"
+            full = disk_full(err)
             raise StepFailed("copy database", f"{what} failed (pg_dump exit {dump_rc}, "
-                             f"pg_restore exit {restore_rc})", err)
+                             f"pg_restore exit {restore_rc})" + (f": {full}" if full else ""),
+                             err)
         progress.set(total - base)
         progress.finish()
         return total
@@ -886,7 +908,9 @@ def _copy_database(src_client, dst_client, src_db: str, new: Service, snapshot_i
     if src_code != 0:
         raise StepFailed("copy database", f"pg_dump exited {src_code}", src_lines.text())
     if dst_code != 0:
-        raise StepFailed("copy database", f"pg_restore exited {dst_code}", dst_lines.text())
+        err = dst_lines.text()
+        raise StepFailed("copy database", f"pg_restore exited {dst_code}"
+                         + (f": {disk_full(err)}" if disk_full(err) else ""), err)
     progress.set(total - base, f"{human_bytes(sent[0])} of dump sent")
     progress.finish()
     reporter.log(f"database: {human_bytes(sent[0])} of compressed dump crossed to {new.host}")
@@ -923,7 +947,7 @@ def _copy_filestore(src_client, dst_client, src_host, dst_host, src: Service, ne
             h.remove()
         err = lines.text()
         if code != 0:
-            raise StepFailed("copy filestore", f"tar exited {code}", err)
+            raise StepFailed("copy filestore", disk_full(err) or f"tar exited {code}", err)
         progress.set(total)
         progress.finish()
         return _parse_fs(err, "src "), _parse_fs(err, "dst ")
@@ -962,8 +986,9 @@ def _copy_filestore(src_client, dst_client, src_host, dst_host, src: Service, ne
         raise StepFailed("copy filestore", f"tar on {src_host.name} exited {rc_r}",
                          read_lines.text())
     if rc_w != 0:
-        raise StepFailed("copy filestore", f"tar on {dst_host.name} exited {rc_w}",
-                         write_lines.text())
+        err = write_lines.text()
+        raise StepFailed("copy filestore", f"{disk_full(err) or 'tar'} on {dst_host.name} "
+                         f"(exit {rc_w})", err)
     progress.set(total, f"{human_bytes(sent[0])} sent")
     progress.finish()
     return _parse_fs(read_lines.text()), _parse_fs(write_lines.text())

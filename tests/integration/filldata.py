@@ -203,20 +203,20 @@ WHERE NOT EXISTS (SELECT 1 FROM ir_mail_server WHERE active AND smtp_host <> 'in
 
 
 def fill_big_table(client, database: str, megabytes: int) -> None:
-    """A table of about ``megabytes`` MB of random text (hex: it compresses about 2:1, like
-    real text), in batches of 64 MB so no statement runs for minutes."""
+    """A table of about ``megabytes`` MB of text rows (1 kB each: eight random md5s, each
+    four times, so pg_dump's zlib shrinks it about 5:1 as it does real rows), in batches of
+    64 MB so that no statement runs for minutes."""
     psql(client, """
 CREATE TABLE IF NOT EXISTS bench_payload (id bigserial PRIMARY KEY, ref integer, body text);
 """, database=database)
-    # One row is about 1 KB on disk: 992 hex characters plus the tuple header and id.
-    rows_per_mb = 1000
+    rows_per_mb = 900  # a row is about 1.1 kB on disk, with its header and index entry
     left = megabytes
     while left > 0:
         n = min(left, 64)
         psql(client, """
 INSERT INTO bench_payload (ref, body)
-SELECT g % 1000,
-       (SELECT string_agg(md5(random()::text || g || k), '') FROM generate_series(1, 31) k)
+SELECT g % 1000, (SELECT string_agg(repeat(md5(random()::text || g || k), 4), '')
+                  FROM generate_series(1, 8) k)
 FROM generate_series(1, :'rows'::int) AS g;
 """, database=database, variables={"rows": str(n * rows_per_mb)})
         left -= n
@@ -260,15 +260,21 @@ d="/data/filestore/$1"
 cd "$d"
 find . -type f -print0 | xargs -0 -r sha256sum
 """
+_SIZE_SCRIPT = r"""set -e
+d="/data/filestore/$1"
+[ -d "$d" ] || exit 0
+cd "$d"
+find . -type f -printf '%s  %p\n'
+"""
 
 
-def filestore_sha256(client, image: str, slug: str, database: str) -> dict[str, str]:
-    """``store_fname`` → sha256 of every file in a service's filestore, read by a read-only
-    helper container on its volume (the service's own container may be stopped)."""
+def _read_volume(client, image: str, slug: str, script: str, database: str) -> str:
+    """Run a script in a read-only helper container on a service's volume (the service's
+    own container may be stopped); returns its stdout."""
     cid = client.api.create_container(
-        image, command=["sh", "-c", _SHA_SCRIPT, "sh", database], entrypoint=[], user="0:0",
+        image, command=["sh", "-c", script, "sh", database], entrypoint=[], user="0:0",
         labels={names.LABEL_MANAGED: "1", names.LABEL_SERVICE: slug,
-                names.LABEL_ROLE: "test-sha"},
+                names.LABEL_ROLE: "test-read"},
         host_config=client.api.create_host_config(
             binds={names.volume_name(slug): {"bind": "/data", "mode": "ro"}},
             network_mode="none"),
@@ -281,11 +287,26 @@ def filestore_sha256(client, image: str, slug: str, database: str) -> dict[str, 
         assert code == 0, err
     finally:
         client.api.remove_container(cid, force=True)
+    return out
+
+
+def _pairs(out: str) -> dict[str, str]:
     result = {}
     for line in out.splitlines():
-        digest, _, path = line.partition("  ")
-        result[path.removeprefix("./")] = digest
+        value, _, path = line.partition("  ")
+        result[path.removeprefix("./")] = value
     return result
+
+
+def filestore_sha256(client, image: str, slug: str, database: str) -> dict[str, str]:
+    """``store_fname`` → sha256 of every file in a service's filestore."""
+    return _pairs(_read_volume(client, image, slug, _SHA_SCRIPT, database))
+
+
+def filestore_sizes(client, image: str, slug: str, database: str) -> dict[str, int]:
+    """``store_fname`` → size of every file in a service's filestore."""
+    return {k: int(v) for k, v in _pairs(
+        _read_volume(client, image, slug, _SIZE_SCRIPT, database)).items()}
 
 
 def resolving_attachments(client, database: str, files: dict[str, str]) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -261,8 +260,9 @@ def assert_neutralized(client, database: str) -> None:
     assert fd.scalar(client, database, "SELECT string_agg(name || ':' || smtp_host || ':' || "
                      "smtp_port, ',') FROM ir_mail_server WHERE active;") == (
         "neutralization - disable emails:invalid:1025")
-    assert fd.scalar(client, database, "SELECT count(*) FROM ir_mail_server "
-                     "WHERE NOT active;") != "0"
+    # every other server archived (the source's own, when it had one)
+    assert fd.scalar(client, database, "SELECT count(*) FROM ir_mail_server WHERE active "
+                     "OR smtp_host = 'invalid';") == "1"
     assert fd.scalar(client, database, "SELECT string_agg(d.module || '.' || d.name, ',') "
                      "FROM ir_cron c JOIN ir_model_data d ON d.model = 'ir.cron' "
                      "AND d.res_id = c.id WHERE c.active;") == "base.autovacuum_job"
@@ -375,15 +375,17 @@ def test_plan_copy(inventory, secret_store, pool, host_a, host_b):
                                                      host="hostb"))
     db_size = int(fd.scalar(src.client, "postgres", "SELECT pg_database_size('cp_src');"))
     assert abs(plan.database_bytes - db_size) < 1024 * 1024
-    assert plan.filestore_files == len(src.files)
-    assert plan.filestore_bytes == sum(f.size for f in src.files)
+    sizes = fd.filestore_sizes(src.client, HELPER, src.name, src.database)
+    assert len(sizes) >= len(src.files)  # ours, and base's own
+    assert plan.filestore_files == len(sizes)
+    assert plan.filestore_bytes == sum(sizes.values())
     assert plan.target_disk_free and plan.target_disk_free > plan.disk_needed
     assert plan.enough_disk is True and plan.problems == []
     assert plan.neutralize is True and "Live" in plan.neutralize_reason
     assert (plan.source, plan.source_host, plan.target_host) == ("cp-src", "hosta", "hostb")
     assert not plan.same_host and plan.upgrade is None
     d = plan.to_dict()
-    assert d["filestore_files"] == len(src.files) and d["same_host"] is False
+    assert d["filestore_files"] == len(sizes) and d["same_host"] is False
 
     # An upgrade test, a name taken, an older image: all said at once, nothing raised.
     up = cp.plan_copy(inventory, pool, cp.CopySpec("hosta", src.name, "cp-tiny",
@@ -468,33 +470,23 @@ def test_copy_refuses_objects_it_did_not_make(inventory, secret_store, pool, hos
 
 # -- faults -----------------------------------------------------------------------------------
 class CutReporter(RecordingReporter):
-    """Calls ``action`` once, when the copy reaches a point (a step starting, or a phase's
-    progress passing some bytes)."""
+    """Calls ``action`` once, in the middle of a phase: at its first progress event past
+    ``after_bytes`` that is not its last (the database phase reports every second, the
+    filestore every 2 MB)."""
 
-    def __init__(self, *, phase: str, after_bytes: int = 0, delay: float = 0.0,
-                 action=None) -> None:
+    def __init__(self, *, phase: str, after_bytes: int = 0, action=None) -> None:
         super().__init__()
         self.phase = phase
         self.after_bytes = after_bytes
-        self.delay = delay
         self.action = action
         self.fired = threading.Event()
 
-    def _fire(self) -> None:
-        if not self.fired.is_set():
-            self.fired.set()
-            self.action()
-
-    def step(self, name, state, detail=""):
-        super().step(name, state, detail)
-        if name == f"copy {self.phase}" and state == "running" and self.delay:
-            threading.Timer(self.delay, self._fire).start()
-
     def progress(self, done, total=None, message=""):
         super().progress(done, total, message)
-        if (not self.delay and message.startswith(self.phase + ":")
-                and done >= self.after_bytes):
-            self._fire()
+        if (message.startswith(self.phase + ":") and done >= self.after_bytes
+                and (total is None or done < total) and not self.fired.is_set()):
+            self.fired.set()
+            self.action()
 
 
 @pytest.mark.slow
@@ -511,7 +503,7 @@ def test_cut_ssh_to_target_mid_copy_then_retry(inventory, secret_store, pool, ho
 
     spec = cp.CopySpec("hosta", src.name, "cp-cut", host="hostb")
     attempts = [
-        ("database", CutReporter(phase="database", delay=0.5, action=cut)),
+        ("database", CutReporter(phase="database", after_bytes=1, action=cut)),
         ("filestore", CutReporter(phase="filestore", after_bytes=8_000_000, action=cut)),
     ]
     for phase, rep in attempts:
@@ -525,7 +517,7 @@ def test_cut_ssh_to_target_mid_copy_then_retry(inventory, secret_store, pool, ho
                                       for s in rec.steps)
         assert leftovers(testbed, host_b, "cp-cut", sql) == ([], [], [], [])
         assert copy_sessions(src.client, "cp-cut") == []
-        assert not any(e[0] == "warning" for e in rep.events), rep.events
+        assert [e for e in rep.events if e[0] == "warning"] == []
     # A cancel mid-filestore: the same clean end, as a cancel.
     rep = CutReporter(phase="filestore", after_bytes=8_000_000, action=lambda: None)
     rep.action = rep.cancel_event.set
@@ -587,7 +579,7 @@ def test_target_volume_full_is_a_clean_failure(inventory, secret_store, pool, ho
             cp.copy_service(inventory, secret_store, pool, cp.CopySpec(
                 "hosta", src.name, "cp-full", host=host))
         assert info.value.step == "copy filestore", info.value
-        assert "No space left on device" in (str(info.value) + info.value.log)
+        assert "the target ran out of disk space" in str(info.value), info.value.log
         assert leftovers(testbed, target, "cp-full", sql) == ([], [], [], [])
         inventory.remove_service(target.name, "cp-full")
 
@@ -618,13 +610,26 @@ def test_compressible_filestore_is_gzipped_across_hosts(inventory, secret_store,
 
 # -- the CLI, and memory -------------------------------------------------------------------------
 def _run_measured(argv: list[str], tmp_path, name: str) -> tuple[int, int, str, str]:
-    """Run a command, return (exit code, peak RSS in bytes, stdout, stderr)."""
+    """Run a command, return (exit code, peak RSS in bytes, stdout, stderr).
+
+    The peak is the kernel's high-water mark of the process's own memory (VmHWM, which exec
+    resets), read every 20 ms while it runs. getrusage's ru_maxrss would not do: it keeps the
+    RSS the forked child had before exec, that is, pytest's own.
+    """
     out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+    peak = 0
     with open(out, "wb") as fo, open(err, "wb") as fe:
         p = subprocess.Popen(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, usage.ru_maxrss * 1024, out.read_text(), err.read_text()
+        while p.poll() is None:
+            try:
+                with open(f"/proc/{p.pid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("VmHWM:"):
+                            peak = max(peak, int(line.split()[1]) * 1024)
+            except OSError:
+                pass
+            time.sleep(0.02)
+    return p.returncode, peak, out.read_text(), err.read_text()
 
 
 @pytest.mark.slow
@@ -641,7 +646,7 @@ def test_cli_exact_copy_across_hosts_with_bounded_memory(inventory, secret_store
                  "--json"], tmp_path, "plan")
     assert code == 0, err
     plan = json.loads(out)["plan"]
-    assert plan["filestore_files"] == len(src.files) and plan["enough_disk"] is True
+    assert plan["filestore_files"] >= len(src.files) and plan["enough_disk"] is True
     code, copy_rss, out, err = _run_measured(
         havsh + ["service", "copy", "cp-src", "cp-exact", "--host", "hostb",
                  "--no-neutralize", "--json"], tmp_path, "copy")
