@@ -22,6 +22,8 @@ from havsh_tui.screens.dashboard import DashboardScreen
 from havsh_tui.screens.help import HelpScreen
 from havsh_tui.screens.hosts import HostsScreen
 from havsh_tui.screens.logs import LogsScreen
+from havsh_tui.screens.previews import PreviewsScreen, start_reconciler
+from havsh_tui.widgets import backups_tab, hostnames_tab, repos_tab  # noqa: F401 - add their tabs
 from havsh_tui.workers import HostPoller, describe_error
 
 Clock = Callable[[], datetime]
@@ -56,6 +58,7 @@ class HavshApp(App[int]):
     MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
         "services": DashboardScreen,
         "hosts": HostsScreen,
+        "previews": PreviewsScreen,
         "logs": LogsScreen,
     }
     DEFAULT_MODE: ClassVar[str] = "services"
@@ -69,6 +72,8 @@ class HavshApp(App[int]):
         # Sections: a digit each, and ":" to type one (k9s). Listed by "?", not the footer.
         Binding("1", "switch_section('services')", "Services", id="section-services", show=False),
         Binding("2", "switch_section('hosts')", "Hosts", id="section-hosts", show=False),
+        Binding("3", "switch_section('previews')", "Previews", id="section-previews",
+                show=False),
         Binding("colon", "jump", "Jump to section", id="section-jump", show=False),
         Binding(
             "ctrl+p",
@@ -102,6 +107,10 @@ class HavshApp(App[int]):
         self.clock = clock
         if settings.keymap:
             self.set_keymap(settings.keymap)
+        #: Set on exit: stops the preview reconciler's loop (screens/previews.py).
+        self.reconciler_stop: Any = None
+        #: The last pass of that loop (a PassResult), for the curious.
+        self.last_preview_pass: Any = None
 
     def on_mount(self) -> None:
         if self.settings.theme in self.available_themes:
@@ -112,6 +121,17 @@ class HavshApp(App[int]):
                 f" using {self.theme!r}.",
                 severity="warning",
             )
+        self.ensure_reconciler()
+
+    def ensure_reconciler(self) -> None:
+        """Run the preview reconciler while the app is open, if a GitHub token is configured
+        and some repository has previews on (checked again when previews are turned on)."""
+        if self.reconciler_stop is None:
+            self.reconciler_stop = start_reconciler(self)
+
+    def on_unmount(self) -> None:
+        if self.reconciler_stop is not None:
+            self.reconciler_stop.set()
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

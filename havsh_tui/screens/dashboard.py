@@ -48,7 +48,7 @@ COPYABLE = frozenset({ServiceStatus.RUNNING, ServiceStatus.STOPPED})
 #: Actions on the selected service, by action name (what check_action and the palette see).
 SERVICE_ACTIONS = frozenset({
     "open_service", "start_service", "stop_service", "restart_service", "copy_service",
-    "neutralize_service", "delete_service", "service_logs",
+    "neutralize_service", "delete_service", "service_logs", "backup_service",
 })
 
 _busy: weakref.WeakKeyDictionary[App[Any], set[ServiceKey]] = weakref.WeakKeyDictionary()
@@ -77,7 +77,7 @@ def action_allowed(action: str, service: Service | None, busy: bool = False) -> 
         return status in (ServiceStatus.RUNNING, ServiceStatus.UNKNOWN, ServiceStatus.FAILED)
     if action == "copy_service":
         return status in COPYABLE
-    if action == "neutralize_service":
+    if action in ("neutralize_service", "backup_service"):
         return status in COPYABLE or status is ServiceStatus.UNKNOWN
     if action == "delete_service":
         return True
@@ -412,6 +412,7 @@ class DashboardScreen(ServiceActions, Screen[None]):
         Binding("N", "neutralize_service", "Neutralize", id="service-neutralize"),
         Binding("D,delete", "delete_service", "Delete", id="service-delete"),
         Binding("L", "service_logs", "Logs", id="service-logs"),
+        Binding("b", "backup_service", "Backup", id="service-backup", show=False),
         Binding("R", "rescan", "Rescan", id="services-rescan"),
     ]
 
@@ -583,6 +584,13 @@ class DashboardScreen(ServiceActions, Screen[None]):
         service = self.selected_service
         if service is not None:
             self.open_detail(service)
+
+    def action_backup_service(self) -> None:
+        from havsh_tui.widgets.backups_tab import backup_now
+
+        service = self.selected_service
+        if service is not None and action_allowed("backup_service", service):
+            backup_now(self.havsh, service, lambda _outcome: self.reload())
 
     def action_new_service(self) -> None:
         self._new_service()

@@ -119,6 +119,68 @@ HOST_SCREENS: list[tuple[str, Step]] = [
 ]
 
 
+# -- previews and the detail tabs: on the fakes of tests/tui/test_previews.py and
+# test_detail_tabs.py (installed with setattr: the script's process is thrown away) ---------
+
+
+async def _previews(pilot: Pilot[Any]) -> None:
+    from tests.tui.test_previews import open_previews
+
+    await open_previews(pilot)
+    await _steady(pilot)
+
+
+def _detail_tab(tab_id: str, cursor: int = 0) -> Step:
+    async def step(pilot: Pilot[Any]) -> None:
+        from tests.tui.test_detail_tabs import open_tab
+
+        tab = await open_tab(pilot, tab_id)
+        tab.table.move_cursor(row=cursor)
+        await _steady(pilot)
+
+    return step
+
+
+FEATURE_SCREENS: list[tuple[str, Step]] = [
+    ("previews", _previews),
+    ("detail-backups", _detail_tab("tab-backups")),
+    ("detail-repositories", _detail_tab("tab-repos")),
+    ("detail-hostnames", _detail_tab("tab-hostnames", cursor=1)),
+]
+
+
+class _Patch:
+    """monkeypatch's setattr/setenv/delenv for the fixtures called by hand below."""
+
+    def setattr(self, target: Any, name: str, value: Any) -> None:
+        setattr(target, name, value)
+
+    def delenv(self, name: str, raising: bool = True) -> None:
+        os.environ.pop(name, None)
+
+
+async def _feature_shots(paths: Any, out: Path, size: tuple[int, int]) -> list[Path]:
+    from tests.tui import test_detail_tabs, test_previews
+    from tests.tui.fakes import build_services_app
+
+    patch = _Patch()
+    calls = test_previews.calls.__wrapped__(patch)  # type: ignore[attr-defined]
+    fakes = test_detail_tabs.fakes.__wrapped__(patch)  # type: ignore[attr-defined]
+    fakes.calls = calls
+    test_detail_tabs.seed_repos(paths)
+    test_previews.describe_previews(paths)
+    written = []
+    for stem, step in FEATURE_SCREENS:
+        app = build_services_app(paths, calls)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await step(pilot)
+            target = out / f"{stem}.svg"
+            app.save_screenshot(filename=target.name, path=str(out))
+            written.append(target)
+    return written
+
+
 def _converter() -> tuple[str, Callable[[Path, Path, int], None]] | None:
     """The first SVG-to-PNG converter found, as (name, convert(svg, png, width))."""
     rsvg = shutil.which("rsvg-convert")
@@ -192,6 +254,7 @@ async def take(out: Path, size: tuple[int, int]) -> list[Path]:
                 written.append(target)
         finally:
             pool.close()
+    written += await _feature_shots(paths, out, size)
     return written
 
 
