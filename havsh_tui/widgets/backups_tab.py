@@ -228,8 +228,7 @@ def backup_now(app: HavshApp, service: Service,
 
     screen = BackupScreen(f"Backing up {service.name}", run, expected_steps=["backup"],
                           subtitle=f"{service.type.label} service on {service.host}, to its "
-                                   "primary destination",
-                          record=(app.inventory, "backup.create", service.host, service.name))
+                                   "primary destination")
     app.push_screen(screen, closed)
 
 
@@ -407,8 +406,7 @@ class BackupsTab(HostListTab):
         self.run_operation(BackupScreen(
             f"Restoring {service.name} from {record.id}", run,
             expected_steps=["check backup", "safety backup", "stop", "load", "swap", "start"],
-            subtitle=f"on {service.host}",
-            record=(app.inventory, "backup.restore", service.host, service.name)))
+            subtitle=f"on {service.host}"))
 
     def action_download_backup(self) -> None:
         record = self.selected()

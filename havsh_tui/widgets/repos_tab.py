@@ -119,8 +119,7 @@ class ReposTab(HostListTab):
 
         self.run_operation(DeployScreen(
             f"Deploying {conn.repo} ({conn.branch}) to {service.name}", run,
-            expected_steps=DEPLOY_STEPS, subtitle=f"on {service.host}",
-            record=(app.inventory, "repo.deploy", service.host, service.name)))
+            expected_steps=DEPLOY_STEPS, subtitle=f"on {service.host}"))
 
     def action_toggle_previews(self) -> None:
         conn = self.selected()
