@@ -521,6 +521,7 @@ class CopyScreen(OperationScreen["Service"]):
             expected_steps=copy_steps(same_host, neutralize),
             subtitle=("neutralized before it starts" if neutralize else "not neutralized")
             + (f" · {spec.image}" if spec.image else ""),
+            record=(app.inventory, "service.copy", spec.host or spec.source_host, spec.name),
         )
 
     def _copy(self, reporter: Any) -> Service:

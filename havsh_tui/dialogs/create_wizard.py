@@ -560,6 +560,7 @@ class CreateScreen(OperationScreen["CreateResult"]):
             self._create,
             expected_steps=CREATE_STEPS,
             subtitle=f"Odoo {spec.odoo_version} · {spec.image or 'the host image'}",
+            record=(app.inventory, "service.create", spec.host, spec.name),
         )
 
     def _create(self, reporter: Any) -> CreateResult:

@@ -168,6 +168,14 @@ def update_image(
         steps.fail(str(exc), log)
         restored = _roll_back(client, cname, aside, new_cid, renamed, was_running, reporter)
         service.image, service.odoo_version = old_image, old_version
+        if restored and was_running and client is not None:
+            try:
+                wait_healthy(session, service, reporter, timeout=120)
+                reporter.log(f"{cname} answers /web/health again")
+            except Exception as health_exc:  # noqa: BLE001 - said, and the record says so
+                restored = False
+                reporter.warning(f"the previous container is back but not healthy: "
+                                 f"{health_exc}")
         if restored:
             # The old server is back as it was: the record says so, and keeps the error.
             service.status = old_status
@@ -229,6 +237,12 @@ def _roll_back(client, cname: str, aside: str, new_cid: str | None, renamed: boo
         if new_cid is not None:
             client.api.remove_container(new_cid, force=True)
         if renamed:
+            # A replacement that failed half-way (created, then its odoo.conf refused) holds
+            # the name without an ID we know: the old container is safely aside.
+            try:
+                client.api.remove_container(cname, force=True)
+            except docker.errors.NotFound:
+                pass
             client.api.rename(aside, cname)
         if was_running:
             client.api.start(cname)

@@ -20,7 +20,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 
-from havsh_tui.core.model import Service, ServiceStatus, utcnow
+from havsh_tui.core.model import Service, ServiceStatus
+from havsh_tui.widgets.operation_log import error_text, record_end, record_start
 from havsh_tui.widgets.service_table import ServiceKey, ServiceTable
 
 if TYPE_CHECKING:
@@ -151,26 +152,6 @@ def rescan_summary(results: list[Any]) -> str:
     return "\n".join(lines) or "No host to rescan: add one on the Hosts screen."
 
 
-def _record_start(inventory: Any, kind: str, service: Service | None) -> int | None:
-    try:
-        return cast(int, inventory.record_operation({
-            "kind": kind, "host": service.host if service else None,
-            "service": service.name if service else None, "state": "running",
-            "started_at": utcnow(),
-        }))
-    except Exception:  # noqa: BLE001 - history is a nicety; the operation matters
-        return None
-
-
-def _record_end(inventory: Any, op_id: int | None, state: str, detail: str = "") -> None:
-    if op_id is None:
-        return
-    try:
-        inventory.update_operation(op_id, state=state, finished_at=utcnow(), detail=detail[:500])
-    except Exception:  # noqa: BLE001
-        pass
-
-
 class ServiceActions:
     """The actions on one service, shared by the dashboard and the detail screen. A screen
     gives :meth:`acting_on` (the service the keys act on) and :meth:`after_service_op`."""
@@ -228,16 +209,14 @@ class ServiceActions:
         kind = f"service.{action}"
 
         def work() -> T:
-            op_id = _record_start(inventory, kind, service)
+            op_id = record_start(inventory, kind, service.host, service.name)
             try:
                 result = fn()
             except BaseException as exc:
-                from havsh_tui.widgets.operation_log import error_text
-
-                _record_end(inventory, op_id, "failed", error_text(exc))
+                record_end(inventory, op_id, "failed", error_text(exc))
                 self.post_message(ServiceOpFinished(action, service, ok=False, error=exc))
                 raise
-            _record_end(inventory, op_id, "done")
+            record_end(inventory, op_id, "done")
             self.post_message(ServiceOpFinished(action, service, ok=True, result=result,
                                                 message=success(result)))
             return result
@@ -421,6 +400,7 @@ class DashboardScreen(ServiceActions, Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._rescanning = False
+        self._resumed_before = False
         self._action_signature: tuple[bool | None, ...] = ()
         #: Slugs a host reported that the inventory does not know, by host (rescan adopts).
         self.unknown_on_host: dict[str, set[str]] = {}
@@ -443,6 +423,8 @@ class DashboardScreen(ServiceActions, Screen[None]):
         app = self.havsh
         table = self.table
         self.sub_title = summary(table.services, self._host_names)
+        # What the footer's first compose shows: no redraw until the selection changes it.
+        self._action_signature = self._actions_now()
         # Ages ("5m", "2h") go stale while the dashboard stays open.
         self.set_interval(AGE_REFRESH_SECONDS, table.refresh_ages)
         poller = getattr(app, "poller", None)
@@ -462,9 +444,11 @@ class DashboardScreen(ServiceActions, Screen[None]):
             )
 
     def on_screen_resume(self) -> None:
-        # Back from the detail screen or a dialog: an operation may have changed the list.
-        if self.is_mounted:
+        # Back from the detail screen or another section: an operation may have changed the
+        # list. Not at the first resume, which is the first paint: compose just read it.
+        if self._resumed_before:
             self.reload()
+        self._resumed_before = True
 
     def reload(self) -> None:
         """Re-read the inventory (after a rescan or an operation changed it)."""
@@ -543,10 +527,13 @@ class DashboardScreen(ServiceActions, Screen[None]):
             return None if self._rescanning else True
         return True
 
+    def _actions_now(self) -> tuple[bool | None, ...]:
+        return tuple(self.service_action_enabled(a) for a in sorted(SERVICE_ACTIONS))
+
     def _refresh_actions(self, *, force: bool = False) -> None:
         """Redraw the footer only when what it greys out changed: the cursor moves far more
         often than that, and the footer is recomposed on every refresh."""
-        signature = tuple(self.service_action_enabled(a) for a in sorted(SERVICE_ACTIONS))
+        signature = self._actions_now()
         if force or signature != self._action_signature:
             self._action_signature = signature
             self.refresh_bindings()

@@ -433,7 +433,9 @@ class UpdateImageScreen(OperationScreen[Service]):
                          subtitle=f"on {service.host}, from "
                                   + ("a pull" if request.source == "pull"
                                      else "this machine" if request.source == "local"
-                                     else request.source))
+                                     else request.source),
+                         record=(app.inventory, "service.update-image", service.host,
+                                 service.name))
 
     def _update(self, reporter: Any) -> Service:
         from havsh_tui.core.audit import AuditLog

@@ -24,7 +24,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Log, ProgressBar, Static
@@ -80,6 +80,36 @@ def human_seconds(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def record_start(inventory: Any, kind: str, host: str | None, service: str | None) -> int | None:
+    """Put an operation in the inventory's history as running; its id, or None when the
+    history could not be written (the operation matters more than its record)."""
+    from havsh_tui.core.model import utcnow
+
+    try:
+        return int(inventory.record_operation({
+            "kind": kind, "host": host, "service": service, "state": "running",
+            "started_at": utcnow(),
+        }))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def record_end(inventory: Any, op_id: int | None, state: str, detail: str = "",
+               steps: list[tuple[str, str]] | None = None) -> None:
+    """Close a history entry: done or failed, with a short detail and the steps."""
+    from havsh_tui.core.model import utcnow
+
+    if op_id is None:
+        return
+    changes: dict[str, Any] = {"state": state, "finished_at": utcnow(), "detail": detail[:500]}
+    if steps is not None:
+        changes["steps"] = [{"name": name, "state": st} for name, st in steps]
+    try:
+        inventory.update_operation(op_id, **changes)
+    except Exception:  # noqa: BLE001
+        pass
 
 
 @dataclass
@@ -256,15 +286,21 @@ class OperationLog(Vertical):
         self.line_count = 0
         self._unseen = 0
         self._progress_started: tuple[float, float] | None = None
+        #: The operation ended: late progress (posted just before the end) is not shown.
+        self.finished = False
 
     def compose(self) -> ComposeResult:
         steps = StepList(id="op-steps")
         steps.steps = [StepRecord(name) for name in self._expected]
-        yield steps
+        # Steps beside the log, not above it: a copy has seventeen steps, and the log must
+        # keep enough lines to be read while they run.
+        with Horizontal(id="op-main"):
+            with VerticalScroll(id="op-steps-scroll"):
+                yield steps
+            yield Log(id="op-log", max_lines=self._max_lines, auto_scroll=False)
         with Horizontal(id="op-progress-row", classes="-hidden"):
             yield ProgressBar(id="op-progress", show_eta=False)
             yield Static("", id="op-rate")
-        yield Log(id="op-log", max_lines=self._max_lines, auto_scroll=False)
         yield Static("", id="op-unseen", classes="-hidden")
 
     def reporter(
@@ -287,6 +323,7 @@ class OperationLog(Vertical):
 
     def finish(self, ok: bool) -> None:
         """The operation ended: settle what is still running and hide the progress bar."""
+        self.finished = True
         now = self._now()
         for step in self.steps:
             if step.state == RUNNING:
@@ -355,7 +392,7 @@ class OperationLog(Vertical):
     def _on_progress(self, event: ProgressReady) -> None:
         event.stop()
         progress = event.reporter.take_progress()
-        if progress is None:
+        if progress is None or self.finished:
             return
         done, total, message = progress
         row = self.query_one("#op-progress-row")
@@ -437,8 +474,11 @@ class OperationScreen(Dialog[OperationOutcome[T]]):
         *,
         expected_steps: Iterable[str] = (),
         subtitle: str = "",
+        record: tuple[Any, str, str | None, str | None] | None = None,
     ) -> None:
         super().__init__(classes="operation-screen")
+        #: (inventory, kind, host, service): where the operation is put in the history.
+        self.record = record
         self.title_text = title
         self.subtitle_text = subtitle
         self.operation = operation
@@ -469,6 +509,7 @@ class OperationScreen(Dialog[OperationOutcome[T]]):
         # The screen shows the failure itself (the failing step and its log), so nothing is
         # raised out of the worker: the app's central handler would report it a second time.
         reporter = self.pane.reporter(cancel=self.cancel_event, worker=get_current_worker())
+        op_id = record_start(*self.record) if self.record else None
         try:
             result = self.operation(reporter)
         except BaseException as exc:  # noqa: BLE001 - shown in this screen
@@ -477,7 +518,12 @@ class OperationScreen(Dialog[OperationOutcome[T]]):
             )
         else:
             outcome = OperationOutcome(True, result=result)
-        self.post_message(self.Finished(outcome))
+        if self.record:
+            detail = "" if outcome.ok else error_text(outcome.error)  # type: ignore[arg-type]
+            record_end(self.record[0], op_id, "done" if outcome.ok else "failed", detail)
+        # Through the pane, from which it bubbles up to this screen: the pane handles every
+        # step, line and progress the operation posted before it ended first (one queue).
+        self.pane.post_message(self.Finished(outcome))
 
     @on(Finished)
     def _on_finished(self, event: Finished) -> None:

@@ -119,6 +119,89 @@ HOST_SCREENS: list[tuple[str, Step]] = [
 ]
 
 
+# -- services: the creation wizard, the copy dialog, the detail screen ----------------------------
+# Their apps run on the fake ops and pool of tests/tui/fakes.py, with the Pilot walks of
+# their own tests, so a picture shows what a snapshot test checks.
+
+_CALLS: Any = None
+
+
+def _wizard(step: str) -> Step:
+    async def run(pilot: Pilot[Any]) -> None:
+        from tests.tui.test_wizard import STEP_KEYS, _walk
+
+        keys, until = STEP_KEYS[step]
+        await _walk(*keys, until=until)(pilot)
+        await _steady(pilot)
+
+    return run
+
+
+def _creation(fail: bool) -> Step:
+    async def run(pilot: Pilot[Any]) -> None:
+        from tests.tui.test_wizard import _created
+
+        if fail:
+            _CALLS.fail["create"] = True
+        await _created(fail)(pilot)
+
+    return run
+
+
+def _copy(step: str, **kw: Any) -> Step:
+    async def run(pilot: Pilot[Any]) -> None:
+        from tests.tui.test_copy_dialog import _to
+
+        await _to(step, **kw)(pilot)
+        await _steady(pilot)
+
+    return run
+
+
+def _detail(name: str, tab: str | None = None, **kw: Any) -> Step:
+    async def run(pilot: Pilot[Any]) -> None:
+        from tests.tui.fakes import seed_failed_steps
+        from tests.tui.test_service_detail import _detail as walk
+
+        if name == "erp-test":
+            seed_failed_steps(pilot.app.inventory)
+        await walk(name, tab, **kw)(pilot)
+        await _steady(pilot)
+
+    return run
+
+
+async def _delete_live(pilot: Pilot[Any]) -> None:
+    from havsh_tui.dialogs.confirm import ConfirmDialog
+    from tests.tui.fakes import wait_for
+    from tests.tui.test_dashboard_actions import select
+
+    await pilot.pause()
+    await select(pilot, "erp-prod")
+    await pilot.press("D")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog))
+    await pilot.press(*"erp")
+    await _steady(pilot)
+
+
+SERVICE_SCREENS: list[tuple[str, Step]] = [
+    *((f"wizard-{i}-{step}", _wizard(step)) for i, step in enumerate(
+        ("type", "name", "host", "odoo", "database", "config", "review"), start=1)),
+    ("wizard-8-created", _creation(False)),
+    ("wizard-8-failed", _creation(True)),
+    ("copy-1-target", _copy("target")),
+    ("copy-2-options-upgrade", _copy("options", image="odoo:18.0")),
+    ("copy-3-review", _copy("review")),
+    ("copy-3-review-not-enough-disk", _copy("review", host=1)),
+    ("copy-4-done", _copy("copy")),
+    ("detail-overview", _detail("erp-prod")),
+    ("detail-steps-failed", _detail("erp-test", "tab-steps")),
+    ("detail-config", _detail("shop-copy", "tab-config")),
+    ("detail-update-image", _detail("erp-prod", update=True)),
+    ("dashboard-delete-live", _delete_live),
+]
+
+
 # -- previews and the detail tabs: on the fakes of tests/tui/test_previews.py and
 # test_detail_tabs.py (installed with setattr: the script's process is thrown away) ---------
 
@@ -238,6 +321,25 @@ async def take(out: Path, size: tuple[int, int]) -> list[Path]:
             app.save_screenshot(filename=target.name, path=str(out))
             written.append(target)
 
+    global _CALLS
+    from havsh_tui.screens import service_detail
+    from tests.tui import fakes
+
+    fakes.no_polling(setattr)
+    # One docker stats reading per detail screen, so its sparklines hold still.
+    service_detail.STATS_SECONDS = 3600.0
+    for stem, step in SERVICE_SCREENS:
+        fill_inventory_fresh(paths)
+        _CALLS = fakes.install(setattr)
+        app = fakes.build_services_app(paths, _CALLS)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await step(pilot)
+            target = out / f"{stem}.svg"
+            app.save_screenshot(filename=target.name, path=str(out))
+            written.append(target)
+    fill_inventory_fresh(paths)
+
     from tests.tui.test_hosts import FakePool, demo_health, fake_opts, use_fake_ops, write_audit
 
     use_fake_ops(setattr)
@@ -256,6 +358,14 @@ async def take(out: Path, size: tuple[int, int]) -> list[Path]:
             pool.close()
     written += await _feature_shots(paths, out, size)
     return written
+
+
+def fill_inventory_fresh(paths: Any) -> None:
+    """The demo inventory again: a walk may have created, copied or deleted a service."""
+    from tests.tui.conftest import demo_hosts, demo_services, fill_inventory
+
+    paths.inventory.unlink(missing_ok=True)
+    fill_inventory(paths, demo_hosts(), demo_services())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -279,3 +279,33 @@ def build_services_app(paths: Any, calls: Calls, **settings: Any) -> Any:
                    pool=calls.pool)  # type: ignore[attr-defined]
     seed_health(app)
     return app
+
+
+def seed_failed_steps(inventory: Any) -> None:
+    """Give the demo's Failed erp-test the steps a failed creation records: done up to
+    'start', which failed (the demo inventory itself has no steps)."""
+    from datetime import timedelta
+
+    names = ["connect", "bootstrap", "image", "database", "volume", "init",
+             "admin password", "container", "start"]
+    at = FROZEN_NOW - timedelta(days=2)
+    steps = []
+    for i, name in enumerate(names):
+        start, end = at + timedelta(seconds=4 * i), at + timedelta(seconds=4 * i + 3)
+        failed = name == "start"
+        steps.append(Step(name, "failed" if failed else "done", start, end,
+                          "odoo exited with code 255" if failed else ""))
+    steps.append(Step("cleanup", "done", at + timedelta(seconds=40),
+                      at + timedelta(seconds=41), "container, database, role, volume"))
+    inventory.update_service("alpha", "erp-test", steps=steps)
+
+
+async def steady(pilot: Any) -> None:
+    """No blinking cursor: a snapshot taken half a second later must not differ."""
+    from textual.widgets import Input, TextArea
+
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+    for area in pilot.app.screen.query(TextArea):
+        area.cursor_blink = False
+    await pilot.pause()

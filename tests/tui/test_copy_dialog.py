@@ -22,7 +22,7 @@ from havsh_tui.dialogs.copy_dialog import (
 )
 from havsh_tui.screens.dashboard import DashboardScreen
 
-from .fakes import Calls, build_services_app, install, no_polling, wait_for
+from .fakes import Calls, build_services_app, install, no_polling, steady, wait_for
 
 SIZE = (120, 40)
 
@@ -278,6 +278,10 @@ async def test_copy_is_greyed_out_for_a_service_that_cannot_be_copied(app: Any):
 
 def _to(step: str, *, host: int = 0, image: str | None = None):
     async def run_before(pilot: Any) -> None:
+        await _steps(pilot)
+        await steady(pilot)
+
+    async def _steps(pilot: Any) -> None:
         await open_copy(pilot)
         if step == "target":
             return

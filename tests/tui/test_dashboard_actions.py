@@ -25,7 +25,15 @@ from havsh_tui.widgets.service_table import row_key_for
 from havsh_tui.workers import HostPolled
 
 from .conftest import demo_services
-from .fakes import Calls, build_services_app, demo_health, install, no_polling, wait_for
+from .fakes import (
+    Calls,
+    build_services_app,
+    demo_health,
+    install,
+    no_polling,
+    steady,
+    wait_for,
+)
 
 SIZE = (120, 40)
 ACTIONS = ("start_service", "stop_service", "restart_service", "copy_service",
@@ -399,6 +407,6 @@ def test_snapshot_delete_live_confirmation(snap_compare, app: Any):
         await pilot.press("D")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog))
         await pilot.press(*"erp")
-        await pilot.pause()
+        await steady(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -25,7 +25,16 @@ from havsh_tui.screens.service_detail import (
 from havsh_tui.widgets.service_table import row_key_for
 from havsh_tui.workers import HostPolled
 
-from .fakes import Calls, build_services_app, demo_health, install, no_polling, wait_for
+from .fakes import (
+    Calls,
+    build_services_app,
+    demo_health,
+    install,
+    no_polling,
+    seed_failed_steps,
+    steady,
+    wait_for,
+)
 
 SIZE = (120, 40)
 
@@ -264,7 +273,7 @@ def _detail(name: str, tab: str | None = None, *, update: bool = False):
         if update:
             await pilot.press("u")
             await _at(pilot, UpdateImageDialog)
-        await pilot.pause()
+        await steady(pilot)
 
     return run_before
 
@@ -274,6 +283,7 @@ def test_snapshot_detail_overview(snap_compare, app: Any):
 
 
 def test_snapshot_detail_steps_of_a_failed_service(snap_compare, app: Any):
+    seed_failed_steps(app.inventory)
     assert snap_compare(app, terminal_size=SIZE, run_before=_detail("erp-test", "tab-steps"))
 
 

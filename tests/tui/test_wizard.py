@@ -23,7 +23,15 @@ from havsh_tui.dialogs.create_wizard import (
 )
 from havsh_tui.screens.dashboard import DashboardScreen
 
-from .fakes import FAKE_PASSWORD, Calls, build_services_app, install, no_polling, wait_for
+from .fakes import (
+    FAKE_PASSWORD,
+    Calls,
+    build_services_app,
+    install,
+    no_polling,
+    steady,
+    wait_for,
+)
 
 SIZE = (120, 40)
 
@@ -378,6 +386,7 @@ def _walk(*keys: str, until: type, text: dict[str, str] | None = None):
             await pilot.press(key)
             await pilot.pause()
         await at(pilot, until)
+        await steady(pilot)
 
     return run_before
 
@@ -405,7 +414,7 @@ def test_snapshot_name_error(snap_compare, app: Any):
     async def run_before(pilot: Any) -> None:
         await _walk("enter", *"Bad_Name", until=NameStep)(pilot)
         await pilot.press("enter")
-        await pilot.pause()
+        await steady(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
@@ -417,7 +426,7 @@ def _created(fail: bool):
         await pilot.press("ctrl+n")
         creating = await at(pilot, CreateScreen)
         await wait_for(pilot, lambda: creating.outcome is not None)
-        await pilot.pause()
+        await steady(pilot)
 
     return run_before
 
