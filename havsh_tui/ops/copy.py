@@ -641,7 +641,8 @@ def copy_service(inventory, secret_store, pool, spec: CopySpec,
         # Created now (not started) so the fresh volume takes the image's ownership of
         # /var/lib/odoo before any file goes in. Its labels carry the lineage.
         cid = steps.run("container", lambda: create_server_container(
-            dst_client, new, db_password, conf), names.container_name(spec.name))
+            dst_client, new, db_password, conf, reporter, fresh=True),
+            names.container_name(spec.name))
         new.container_id = cid
         steps.run("copy database", lambda: _copy_database(
             src_client, dst_client, src.database, new, snap.snapshot_id, same_host,

@@ -199,8 +199,8 @@ def sends(client, database: str) -> int:
     return int(fd.scalar(client, database, "SELECT count(*) FROM mail_mail_sent;"))
 
 
-def check_copy(client, copy_db: str, copy_slug: str, src: Source, *, neutralized: bool
-               ) -> dict[str, str]:
+def check_copy(client, copy_db: str, copy_slug: str, src: Source, *, neutralized: bool,
+               url: str = "") -> dict[str, str]:
     """The copy equals its source, but for what a copy changes; returns its parameters."""
     src_fp = fd.table_checksums(src.client, src.database, exclude=LIVE_TABLES)
     copy_fp = fd.table_checksums(client, copy_db, exclude=LIVE_TABLES)
@@ -241,7 +241,7 @@ def check_copy(client, copy_db: str, copy_slug: str, src: Source, *, neutralized
         client, copy_db)
     assert p_copy["database.uuid"] != p_src["database.uuid"]
     assert p_copy["database.secret"] != p_src["database.secret"]
-    assert p_copy["web.base.url"] == f"http://havsh-{copy_slug}:8069"
+    assert p_copy["web.base.url"] == (url or f"http://havsh-{copy_slug}:8069")
     rest = {k: v for k, v in p_copy.items() if k not in (
         "database.uuid", "database.secret", "web.base.url", "database.is_neutralized")}
     assert rest == {k: v for k, v in p_src.items() if k not in (
@@ -307,7 +307,9 @@ def test_copy_to_same_host_and_across_hosts(inventory, secret_store, pool, host_
     copies = {"cp-same": src.client, "cp-far": client_b}
     for name, client in copies.items():
         rep = reps[name]
-        params = check_copy(client, name.replace("-", "_"), name, src, neutralized=True)
+        s = inventory.get_service(name, host="hosta" if name == "cp-same" else "hostb")
+        params = check_copy(client, name.replace("-", "_"), name, src, neutralized=True,
+                            url=s.url)
         steps = [s for s, state in rep.steps() if state == "done"]
         assert steps[-8:] == ["container", "copy database", "copy filestore", "verify",
                               "reset identity", "neutralize", "start", "health"]
@@ -323,7 +325,6 @@ def test_copy_to_same_host_and_across_hosts(inventory, secret_store, pool, host_
             assert "/s" in message and "ETA" in message, message
         assert progress_of(rep, "filestore")[-1][1] >= BIG_FILE
         # Lineage, in the inventory and on the container's labels.
-        s = inventory.get_service(name, host="hosta" if name == "cp-same" else "hostb")
         assert (s.type, s.source, s.source_host) == (ServiceType.COPY, "cp-src", "hosta")
         assert s.snapshot_at is not None and s.steps[-1].name == "health"
         labels = client.api.inspect_container(f"havsh-{name}")["Config"]["Labels"]
@@ -531,7 +532,7 @@ def test_cut_ssh_to_target_mid_copy_then_retry(inventory, secret_store, pool, ho
     assert_unchanged(before, src.client, src.database, src.name)
     done = cp.copy_service(inventory, secret_store, pool, spec, RecordingReporter())
     assert done.status is ServiceStatus.RUNNING
-    check_copy(session_b.docker(), "cp_cut", "cp-cut", src, neutralized=True)
+    check_copy(session_b.docker(), "cp_cut", "cp-cut", src, neutralized=True, url=done.url)
     assert copy_sessions(src.client, "cp-cut", wait=0) == []
 
 
@@ -668,7 +669,8 @@ def test_cli_exact_copy_across_hosts_with_bounded_memory(inventory, secret_store
 
     # Exact: only uuid, secret and base URL differ.
     b = pool.session(host_b).docker()
-    check_copy(b, "cp_exact", "cp-exact", src, neutralized=False)
+    check_copy(b, "cp_exact", "cp-exact", src, neutralized=False,
+               url=events[-1]["service"]["url"] or "")
     p_src = fd.config_parameters(src.client, src.database)
     p_copy = fd.config_parameters(b, "cp_exact")
     assert {k for k in p_src if p_src[k] != p_copy.get(k)} == {
