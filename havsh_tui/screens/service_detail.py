@@ -275,7 +275,7 @@ class ConfigTab(DetailTab):
             yield Static("Odoo reads odoo.conf when it starts: a saved change applies at the "
                          "next restart. havsh manages db_*, data_dir, addons_path and dbfilter "
                          "itself.", classes="field-hint")
-            with Horizontal(classes="dialog-buttons"):
+            with Horizontal(classes="detail-buttons"):
                 yield Button("Save", id="config-save")
                 yield Button("Save and restart", id="config-save-restart", variant="primary")
             yield Label("odoo.conf on the host", classes="detail-section")

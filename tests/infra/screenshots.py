@@ -323,8 +323,12 @@ async def take(out: Path, size: tuple[int, int]) -> list[Path]:
 
     global _CALLS
     from havsh_tui.screens import service_detail
+    from havsh_tui.workers import HostPoller
     from tests.tui import fakes
 
+    # These apps are fed fixed host health instead of polls; the hosts section below polls
+    # its fake pool, so the poller comes back after.
+    start = HostPoller.start
     fakes.no_polling(setattr)
     # One docker stats reading per detail screen, so its sparklines hold still.
     service_detail.STATS_SECONDS = 3600.0
@@ -339,6 +343,7 @@ async def take(out: Path, size: tuple[int, int]) -> list[Path]:
             app.save_screenshot(filename=target.name, path=str(out))
             written.append(target)
     fill_inventory_fresh(paths)
+    HostPoller.start = start  # type: ignore[method-assign]
 
     from tests.tui.test_hosts import FakePool, demo_health, fake_opts, use_fake_ops, write_audit
 

@@ -103,7 +103,8 @@ async def test_stats_are_read_again_and_again_without_overlap(app: Any, calls: C
     monkeypatch.setattr(service_detail, "STATS_SECONDS", 0.02)
     async with app.run_test(size=SIZE) as pilot:
         detail = await open_detail(pilot)
-        await wait_for(pilot, lambda: len(detail.cpu) >= 4, what="four readings")
+        # Each reading is a thread worker re-armed by a timer: generous under load.
+        await wait_for(pilot, lambda: len(detail.cpu) >= 4, timeout=60, what="four readings")
         assert list(detail.cpu)[:4] == [3.5, 12.0, 7.25, 20.0]
         assert detail.query_one("#mem-spark", Sparkline).data[:2] == [210e6, 230e6]
 
