@@ -186,6 +186,13 @@ class HavshApp(App[int]):
         if error is None:
             return
         self.log.error(f"worker {worker.name!r} failed", error)
+        if getattr(error, "step", None) and getattr(error, "log", None):
+            # A multi-step operation failed at a step (StepFailed): the step and the tail of
+            # its log need more room than a notification.
+            from havsh_tui.widgets.operation_log import FailureDialog
+
+            self.push_screen(FailureDialog(f"{worker.name or 'A task'} failed", error))
+            return
         self.notify(
             describe_error(error),
             title=f"{worker.name or 'A task'} failed",

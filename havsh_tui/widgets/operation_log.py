@@ -592,3 +592,47 @@ class OperationScreen(Dialog[OperationOutcome[T]]):
     @on(Button.Pressed, "#operation-done")
     def _on_done(self) -> None:
         self.action_close()
+
+
+class FailureDialog(Dialog[None]):
+    """An operation failed at a step (ops.services.StepFailed): which step, what it said,
+    and the tail of its log. The app's failure handler opens it for workers that raise one;
+    esc, enter or Close dismisses it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "cancel", "Close", id="failure-close", show=False),
+    ]
+
+    def __init__(self, title: str, error: BaseException, *, lines: int = 40) -> None:
+        super().__init__(classes="failure-screen")
+        self.title_text = title
+        self.error = error
+        self.lines = lines
+
+    def compose(self) -> ComposeResult:
+        step = getattr(self.error, "step", None)
+        message = error_text(self.error)
+        if step:
+            message = message.removeprefix(f"step '{step}' failed: ")
+        log = (getattr(self.error, "log", "") or "").strip()
+        with Vertical(id="failure-dialog", classes="dialog -danger"):
+            yield Static(Text(self.title_text), classes="dialog-title")
+            head = Text()
+            if step:
+                head.append(f"Failed at step '{step}': ", "bold")
+            head.append(message)
+            yield Static(head, id="failure-message", classes="dialog-text")
+            if log:
+                tail = "\n".join(log.splitlines()[-self.lines:])
+                with VerticalScroll(id="failure-log"):
+                    yield Static(Text(tail), id="failure-log-text")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Close", id="failure-close", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#failure-close", Button).focus()
+
+    @on(Button.Pressed, "#failure-close")
+    def _close(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None)

@@ -187,6 +187,31 @@ async def test_a_failure_reaches_the_apps_handler(app: Any, calls: Calls):
         assert dashboard(app).check_action("restart_service", ()) is True
 
 
+async def test_a_failed_step_opens_a_dialog_with_its_log(app: Any, calls: Calls):
+    from havsh_tui.ops.services import StepFailed
+    from havsh_tui.widgets.operation_log import FailureDialog
+
+    calls.fail["neutralize"] = StepFailed(
+        "neutralize", "odoo neutralize exited 1",
+        "2025-06-01 12:00:00,000 1 ERROR training odoo.modules: boom\n"
+        "The database is NOT neutralized")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await select(pilot, "training")
+        await pilot.press("N")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, FailureDialog), what="the dialog")
+        await pilot.pause()
+        dialog = app.screen
+        assert "Neutralize training failed" in str(dialog.query_one(".dialog-title").content)
+        message = str(dialog.query_one("#failure-message").content)
+        assert message == "Failed at step 'neutralize': odoo neutralize exited 1"
+        assert "NOT neutralized" in str(dialog.query_one("#failure-log-text").content)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+
+
 async def test_delete_a_test_service_asks_first(app: Any, calls: Calls):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -407,6 +432,28 @@ def test_snapshot_delete_live_confirmation(snap_compare, app: Any):
         await pilot.press("D")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog))
         await pilot.press(*"erp")
+        await steady(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_failure_dialog(snap_compare, app: Any, calls: Calls):
+    from havsh_tui.ops.services import StepFailed
+    from havsh_tui.widgets.operation_log import FailureDialog
+
+    calls.fail["neutralize"] = StepFailed(
+        "verify neutralization", "the flags are not right: live_mail_servers=1",
+        "2025-06-01 12:00:00,000 1 INFO training odoo.modules.loading: loading 12 modules\n"
+        "2025-06-01 12:00:02,000 1 WARNING training odoo.addons.base: mail server kept\n"
+        "The database is NOT neutralized")
+
+    async def run_before(pilot: Any) -> None:
+        await pilot.pause()
+        await select(pilot, "training")
+        await pilot.press("N")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, FailureDialog))
         await steady(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
