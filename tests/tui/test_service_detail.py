@@ -294,3 +294,55 @@ def test_snapshot_detail_config(snap_compare, app: Any):
 
 def test_snapshot_detail_update_image(snap_compare, app: Any):
     assert snap_compare(app, terminal_size=SIZE, run_before=_detail("erp-prod", update=True))
+
+
+# -- the pure parts of ops/config, ops/detail and ops/update ---------------------------------------
+
+
+def test_parse_config_text():
+    from havsh_tui.ops.config import config_lines, parse_config_text
+    from havsh_tui.ops.odoo import ConfigError
+
+    text = "# tuning\n\nworkers = 2\n; old style comment\nlimit_time_real=600\n"
+    assert parse_config_text(text) == {"workers": "2", "limit_time_real": "600"}
+    assert parse_config_text(config_lines({"b": "2", "a": "1"})) == {"a": "1", "b": "2"}
+    assert config_lines({"b": "2", "a": "1"}) == "a = 1\nb = 2\n"
+    for bad, why in (("workers 2", "line 1: config 'workers 2' is not key=value"),
+                     ("ok = 1\ndata_dir = /tmp", "line 2: config key 'data_dir' is managed"),
+                     ("[options]", "sections are not needed")):
+        with pytest.raises(ConfigError, match=why.replace("[", r"\[")):
+            parse_config_text(bad)
+
+
+def test_docker_stats_arithmetic():
+    from havsh_tui.ops.detail import cpu_percent, memory_bytes
+
+    stats = {
+        "cpu_stats": {"cpu_usage": {"total_usage": 3_000_000}, "system_cpu_usage": 20_000_000,
+                      "online_cpus": 2},
+        "precpu_stats": {"cpu_usage": {"total_usage": 1_000_000},
+                         "system_cpu_usage": 10_000_000},
+        "memory_stats": {"usage": 300_000_000, "stats": {"inactive_file": 100_000_000}},
+    }
+    assert cpu_percent(stats) == pytest.approx(40.0)  # 2 of 10 ticks, on 2 CPUs
+    assert memory_bytes(stats) == 200_000_000
+    # cgroup v1 names the cache total_inactive_file; the first reading has no precpu.
+    assert memory_bytes({"memory_stats": {"usage": 10, "stats": {"total_inactive_file": 4}}}) == 6
+    assert cpu_percent({"cpu_stats": {}, "precpu_stats": {}}) == 0.0
+
+
+@pytest.mark.parametrize("ref", ["odoo:17.0", "registry.example.com:5000/acme/odoo:17.0-b2",
+                                 "havsh-test/odoo:17.0", "odoo", "odoo@sha256:" + "a" * 64])
+def test_image_refs_accepted(ref: str):
+    from havsh_tui.ops.update import validate_image_ref
+
+    assert validate_image_ref(f" {ref} ") == ref
+
+
+@pytest.mark.parametrize("ref", ["", "Odoo:17", "odoo:17 0", "odoo;rm -rf /", "-odoo:17.0"])
+def test_image_refs_refused(ref: str):
+    from havsh_tui.ops.hosts import OpsError
+    from havsh_tui.ops.update import validate_image_ref
+
+    with pytest.raises(OpsError):
+        validate_image_ref(ref)

@@ -3,10 +3,12 @@ pane (fake ops: nothing dials a host), and a snapshot of each step."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
-from textual.widgets import Input, OptionList, RadioSet, Switch, TextArea
+from textual.app import App, ComposeResult
+from textual.widgets import Input, Log, OptionList, RadioSet, Static, Switch, TextArea
 
 from havsh_tui.core.model import ServiceStatus, ServiceType
 from havsh_tui.core.paths import AppPaths
@@ -22,6 +24,7 @@ from havsh_tui.dialogs.create_wizard import (
     TypeStep,
 )
 from havsh_tui.screens.dashboard import DashboardScreen
+from havsh_tui.widgets.operation_log import OperationLog, TUIReporter, human_bytes, human_pair
 
 from .fakes import (
     FAKE_PASSWORD,
@@ -439,3 +442,96 @@ def test_snapshot_creation_failed(snap_compare, app: Any, calls: Calls):
     calls.fail["create"] = True
     assert snap_compare(app, terminal_size=SIZE, run_before=_created(True))
 
+
+
+# -- the operation pane (what CreateScreen and CopyScreen show) --------------------------------
+
+
+class PaneApp(App[None]):
+    def __init__(self, steps: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def compose(self) -> ComposeResult:
+        yield OperationLog(self.steps, id="pane")
+
+
+async def test_log_lines_arrive_in_batches_and_in_order():
+    app = PaneApp()
+    async with app.run_test() as pilot:
+        pane = app.query_one(OperationLog)
+        reporter = pane.reporter()
+        posted: list[object] = []
+        real_post = pane.post_message
+
+        def counting(message: object) -> bool:
+            posted.append(message)
+            return real_post(message)  # type: ignore[arg-type]
+
+        pane.post_message = counting  # type: ignore[method-assign]
+
+        def produce() -> None:
+            for i in range(5000):
+                reporter.log(f"line {i}")
+
+        thread = threading.Thread(target=produce)
+        thread.start()
+        while thread.is_alive():
+            await pilot.pause(0.01)
+        await wait_for(pilot, lambda: pane.line_count == 5000, what="every line")
+        lines = pane.query_one("#op-log", Log).lines
+        assert lines[0] == "line 0" and lines[-1] == "line 4999"
+        assert list(pane.tail)[-1] == "line 4999"
+        batches = [m for m in posted if isinstance(m, OperationLog.LinesReady)]
+        # One message in flight at a time: far fewer messages than lines.
+        assert 1 <= len(batches) < 500
+
+
+async def test_a_slow_display_drops_the_oldest_lines_and_says_so():
+    app = PaneApp()
+    async with app.run_test() as pilot:
+        pane = app.query_one(OperationLog)
+        reporter = TUIReporter(pane, max_buffer=100)
+        # Written from this (the loop's) thread: the pane cannot take any line until it
+        # runs again, so the buffer overflows.
+        for i in range(250):
+            reporter.log(f"line {i}")
+        await wait_for(pilot, lambda: pane.line_count > 0)
+        lines = pane.query_one("#op-log", Log).lines
+        assert lines[0] == "… 150 lines dropped (the display fell behind)"
+        assert lines[1] == "line 150" and lines[-1] == "line 249"
+
+
+async def test_steps_progress_and_cancel():
+    app = PaneApp(("connect", "init", "health"))
+    async with app.run_test() as pilot:
+        pane = app.query_one(OperationLog)
+        cancel = threading.Event()
+        reporter = pane.reporter(cancel=cancel)
+        reporter.step("connect", "running")
+        reporter.step("connect", "done")
+        reporter.step("pull odoo:17.0", "running")  # not announced: goes before "init"
+        reporter.progress(50, 100, "pulling")
+        await pilot.pause()
+        assert pane.step_states() == [("connect", "done"), ("pull odoo:17.0", "running"),
+                                      ("init", "pending"), ("health", "pending")]
+        assert not pane.query_one("#op-progress-row").has_class("-hidden")
+        assert "pulling" in str(pane.query_one("#op-rate", Static).content)
+        reporter.warning("no registry: using the local image")
+        await pilot.pause()
+        assert pane.warnings == ["no registry: using the local image"]
+        assert not reporter.cancelled()
+        cancel.set()
+        assert reporter.cancelled()
+        pane.finish(ok=False)
+        assert pane.failed_step is not None and pane.failed_step.name == "pull odoo:17.0"
+        assert pane.query_one("#op-progress-row").has_class("-hidden")
+
+
+def test_human_sizes():
+    assert human_bytes(None) == "?"
+    assert human_bytes(999) == "999 B"
+    assert human_bytes(1_536) == "1.5 KB"
+    assert human_bytes(41_200_000_000) == "41.2 GB"
+    assert human_pair(2_100_000_000, 2_145_000_000) == ("2.10 GB", "2.15 GB")
+    assert human_pair(1e9, 2e9) == ("1.0 GB", "2.0 GB")
