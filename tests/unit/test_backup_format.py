@@ -165,7 +165,8 @@ def _filestore(root: Path, sizes: list[int], seed: int = 1) -> dict[str, bytes]:
 WRITE = '''
 zip_begin "$1" "$2"
 zip_add_stream dump.sql "$3" cat "$4"
-zip_add_filestore "$5"
+zip_add_filestore "$5" "${6:-}"
+cp "$2/crc.new" "$2/../crc.cache"
 printf '{"odoo_dump": "1", "db_name": "d", "havsh": {"filestore_tar": %s}}' \\
   "{\\"offset\\": $HV_T0, \\"length\\": $HV_TLEN, \\"files\\": $HV_TFILES}" > "$2/manifest.json"
 zip_add_file manifest.json "$2/manifest.json"
@@ -177,17 +178,21 @@ LAST_STDERR: list[str] = []
 
 
 def _write(tmp_path: Path, files_sizes: list[int], compression: str = "deflate",
-           env: dict | None = None, seed: int = 1) -> tuple[Path, bytes, dict[str, bytes]]:
+           env: dict | None = None, seed: int = 1,
+           cache: Path | None = None) -> tuple[Path, bytes, dict[str, bytes]]:
     fs = tmp_path / "fs"
-    files = _filestore(fs, files_sizes, seed)
+    files = _filestore(fs, files_sizes, seed) if not fs.exists() else {
+        str(p.relative_to(fs)): p.read_bytes() for p in fs.rglob("*") if p.is_file()}
     dump = "".join(f"INSERT INTO t VALUES ({i}, 'row {i}', {i * 7 % 13});\n"
                    for i in range(30_000)).encode()
     (tmp_path / "dump.sql").write_bytes(dump)
     work = tmp_path / "work"
+    shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     out = tmp_path / "out.zip"
     r = subprocess.run(["sh", "-c", f'. "{LIB}"\n{WRITE}', "sh", str(out), str(work),
-                        compression, str(tmp_path / "dump.sql"), str(fs)], check=True,
+                        compression, str(tmp_path / "dump.sql"), str(fs),
+                        str(cache) if cache else ""], check=True,
                        capture_output=True, text=True, env={**os.environ, **(env or {})},
                        timeout=300)
     LAST_STDERR[:] = [r.stderr]
@@ -331,6 +336,30 @@ def test_a_file_that_grows_or_vanishes_while_read(tmp_path):
         region, meta = _tar_region(out)
         with tarfile.open(fileobj=io.BytesIO(region)) as t:
             assert sorted(f"filestore/{m.name}" for m in t.getmembers()) == sorted(stored)
+
+
+def test_the_crc_cache_is_used_only_for_the_same_path_size_and_mtime(tmp_path):
+    out, _, files = _write(tmp_path, SIZES[:12])
+    cache = tmp_path / "crc.cache"
+    lines = cache.read_text().splitlines()
+    assert len(lines) == len(files)
+    for line in lines:
+        rel, size, mtime, crc = line.split()
+        assert int(size) == len(files[rel]) and int(crc) == zlib.crc32(files[rel])
+    # A cache that lies about one file (same path, size and mtime): the lie is used, which
+    # shows the file was not read again; Python's zipfile then catches the bad CRC.
+    rel, size, mtime, crc = lines[3].split()
+    poisoned = tmp_path / "poisoned.cache"
+    poisoned.write_text("\n".join(lines[:3] + [f"{rel} {size} {mtime} {int(crc) ^ 1}"]
+                                  + lines[4:]) + "\n")
+    out, _, _ = _write(tmp_path, [], cache=poisoned)
+    with zipfile.ZipFile(out) as z:
+        assert z.testzip() == f"filestore/{rel}"
+    # Touched since (a new mtime): read again, right.
+    os.utime(tmp_path / "fs" / rel)
+    out, _, _ = _write(tmp_path, [], cache=poisoned)
+    with zipfile.ZipFile(out) as z:
+        assert z.testzip() is None and z.read(f"filestore/{rel}") == files[rel]
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -53,6 +53,18 @@ def pg_env(secret_store, host_name: str) -> dict[str, str]:
             "PGPASSWORD": password}
 
 
+def require_volume(client, service: Service) -> None:
+    """The service's data volume must exist: a bind of a missing named volume would make an
+    empty, unlabelled one."""
+    import docker.errors
+
+    try:
+        client.api.inspect_volume(names.volume_name(service.name))
+    except docker.errors.NotFound:
+        raise BackupError(f"{service.name}: its data volume {names.volume_name(service.name)} "
+                          f"is missing on {service.host}") from None
+
+
 def resolve_destination(inventory, service: Service, dest: str | None, *,
                         remember: bool = False) -> DestinationConfig:
     """A destination of the service by name or spec (the primary when None). A spec that is
@@ -108,6 +120,7 @@ def create_backup(inventory, secret_store, pool, service: Service, *, dest: str 
     client = session.docker()
     started = time.monotonic()
     database = service.database or names.database_name(service.name)
+    require_volume(client, service)
     binds = {names.volume_name(service.name): {"bind": "/fs", "mode": "ro"}}
     direct = isinstance(destination, HostDirectory) and destination.host_name == service.host
     if direct:

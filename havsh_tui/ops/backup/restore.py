@@ -54,6 +54,7 @@ from havsh_tui.ops.backup.ops import (
     destination_of,
     find_backup,
     pg_env,
+    require_volume,
 )
 from havsh_tui.ops.hosts import OpsError
 from havsh_tui.ops.reporter import NullReporter, Reporter, check_cancelled
@@ -343,6 +344,13 @@ def _restore_into(inventory, secret_store, pool, spec: RestoreSpec, reporter: Re
     target = inventory.get_service(spec.service, host=spec.service_host)
     require_typed_name(target, spec.confirm_name, "restore a backup into")
     session = pool.session(inventory.get_host(target.host))
+    try:
+        session.docker().api.inspect_container(names.container_name(target.name))
+    except docker.errors.NotFound:
+        raise RestoreFailed(f"{target.name} has no container on {target.host} (status "
+                            f"{target.status_label}): restore into a new service with --new",
+                            outcome="untouched") from None
+    require_volume(session.docker(), target)
     staged, local_manifest = _stage(pool, inventory, target.host, spec, reporter)
     runner = _Runner(session, secret_store, target, staged, reporter)
     safety: BackupRecord | None = None

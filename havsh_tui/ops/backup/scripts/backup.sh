@@ -43,6 +43,7 @@ TICKER=
 
 cleanup() {
   [ -n "$TICKER" ] && kill "$TICKER" 2> /dev/null
+  [ -n "${HVF_CRC:-}" ] && [ "$HVF_CRC" != "$TMP" ] && rm -rf "$HVF_CRC"
   if [ "$DONE" != 1 ] && [ -n "$PARTIAL" ]; then rm -f "$PARTIAL"; fi
   rm -rf "$TMP"
   return 0
@@ -123,11 +124,16 @@ DUMPPID=$!
    printf 'P %s\n' $(( $(wc -c < "$PARTIAL" 2> /dev/null || echo 0) + $(wc -c < "$DUMPPART" 2> /dev/null || echo 0) )) >&2
  done) &
 TICKER=$!
-zip_add_filestore "$FSDIR"
+# The CRCs of the files an earlier backup here saw (see zip_add_filestore).
+CACHE=
+[ "$MODE" = dir ] && [ -f "$DIR/.havsh-crc-cache" ] && CACHE=$DIR/.havsh-crc-cache
+zip_add_filestore "$FSDIR" "$CACHE"
+hv_log "filestore written: $HV_FILES files, $HV_FSBYTES bytes ($(grep -c . "$HV_TMP/crc.new") CRCs, $([ -n "$CACHE" ] && awk '$4 != "-"' "$HV_TMP/fs.list" | wc -l || echo 0) of them from the cache)"
 wait "$DUMPPID" || { DUMPPID=; exit 1; }
 DUMPPID=
 kill "$TICKER" 2> /dev/null; TICKER=
 read -r DUMP_SIZE < "$TMP/dump/size" || hv_die "the dump did not finish"
+hv_log "dump written: $DUMP_SIZE bytes"
 # shellcheck disable=SC2046
 set -- $(cat "$TMP/dump/cd")
 [ $# -eq 7 ] || hv_die "the dump's entry is missing"
@@ -145,7 +151,9 @@ printf '%s, "havsh": {"format": "%s", "compression": "%s", "service": "%s", "hos
   || hv_die "cannot write the manifest"
 zip_add_file manifest.json "$TMP/manifest.json"
 zip_finish
+hv_log "zip complete: $HV_OFF bytes"
 hv_sha256 "$PARTIAL"
+hv_log "sha256 $HV_SHA"
 SIZE=$(wc -c < "$PARTIAL")
 RESULT=$(printf '{"havsh_backup": 1, "id": "%s", "file": "%s.zip", "service": "%s", "host": "%s", "service_type": "%s", "database": "%s", "kind": "%s", "format": "%s", "compression": "%s", "created_at": "%s", "size": %s, "sha256": "%s", "odoo_version": "%s", "pg_version": "%s", "files": %s, "filestore_bytes": %s, "dump_bytes": %s}' \
   "$ID" "$ID" "$SERVICE" "$HOSTNAME_" "$STYPE" "$DB" "$KIND" "$FORMAT" "$COMPRESSION" "$CREATED" \
@@ -160,6 +168,11 @@ fi
 
 mv "$PARTIAL" "$DIR/$ID.zip" || hv_die "cannot rename the backup into place"
 DONE=1
+# Best effort: a full disk only costs the next backup the time to read the files again.
+if cp "$TMP/crc.new" "$DIR/.havsh-crc-cache.tmp" 2> /dev/null; then
+  mv "$DIR/.havsh-crc-cache.tmp" "$DIR/.havsh-crc-cache" 2> /dev/null
+fi
+rm -f "$DIR/.havsh-crc-cache.tmp"
 printf '%s\n' "$RESULT" > "$DIR/.$ID.json.tmp" && mv "$DIR/.$ID.json.tmp" "$DIR/$ID.json" || {
   rm -f "$DIR/.$ID.json.tmp" "$DIR/$ID.zip"
   hv_write_failed "the sidecar $ID.json"

@@ -90,7 +90,7 @@ hv_mulmod() { # GF(2) product of two 32-bit polynomials mod P (unrolled) -> HV_M
   HV_MM=$_r
 }
 
-hv_log() { printf '%s\n' "havsh-backup: $*" >&2; }
+hv_log() { printf '%s\n' "havsh-backup: $(date -u +%T.%N | cut -c1-12) $*" >&2; }
 hv_die() { printf '%s\n' "havsh-backup: ERROR: $*" >&2; exit 1; }
 
 # -- CRC-32 (zip) from cksum ---------------------------------------------------------------
@@ -476,59 +476,76 @@ hv_fs_header() {
   fi
 }
 
-# zip_add_filestore DIR: every file under DIR as filestore/<path>. Files that vanish while
-# this runs (Odoo's garbage collector) are skipped.
+# zip_add_filestore DIR [CACHE]: every file under DIR as filestore/<path>. Files that vanish
+# while this runs (Odoo's garbage collector) are skipped. CACHE ("path size mtime crc" lines)
+# gives the CRCs of files seen by an earlier backup: Odoo never rewrites a filestore file
+# (its name is its content's sha1), so only new files are read twice. HV_TMP/crc.new gets
+# the lines of this run, for the caller to keep once the backup is whole.
 zip_add_filestore() {
-  local _s _n _r _f _k _big _ck _cs _x
+  local _s _t _n _c _r _f _k _big _ck _cs _x _bb
   HVF_DIR=$1; HV_FILES=0; HV_FSBYTES=0
+  : > "$HV_TMP/crc.new"
   [ -d "$HVF_DIR" ] || return 0
-  # "size namesum path", the sum being the byte sum of the path (for the tar checksums).
-  (cd "$HVF_DIR" && find . -type f -printf '%s %P\n') | sort -k2 | awk '
-    BEGIN { for (c = 32; c < 127; c++) ord[sprintf("%c", c)] = c }
-    { s = 0; p = substr($0, index($0, " ") + 1)
+  # "size mtime namesum cachedcrc path", the sum being the byte sum of the path (for the tar
+  # checksums), the cached CRC "-" when unknown.
+  (cd "$HVF_DIR" && find . -type f -printf '%s %T@ %P\n') | sort -k3 | awk -v cache="${2:-}" '
+    BEGIN { for (c = 32; c < 127; c++) ord[sprintf("%c", c)] = c
+            if (cache != "") while ((getline line < cache) > 0) {
+              split(line, f, " "); known[f[1] " " f[2] " " f[3]] = f[4] } }
+    { p = $3; s = 0
       for (i = 1; i <= length(p); i++) s += ord[substr(p, i, 1)]
-      print $1, s, p }' > "$HV_TMP/fs.list" || hv_die "cannot list $HVF_DIR"
+      c = known[p " " $1 " " $2]; if (c == "") c = "-"
+      print $1, $2, s, c, p }' > "$HV_TMP/fs.list" || hv_die "cannot list $HVF_DIR"
   # The tar view needs short names and sizes below 8 GiB (and no zip64).
   HVF_TAR=1
-  while read -r _s _n _r; do
+  while read -r _s _t _n _c _r; do
     hv_safe_name "$_r" || continue
     if [ ${#_r} -gt 56 ] || [ "$_s" -ge "$HV_Z64" ] || [ "$_s" -ge 8589934591 ]; then
       HVF_TAR=0; break
     fi
   done < "$HV_TMP/fs.list"
+  # The bit-reversed copies that cksum reads, and the headers, go to memory (/dev/shm) when
+  # there is room.
+  HVF_CRC=$(mktemp -d /dev/shm/havsh-crc.XXXXXX 2> /dev/null) || HVF_CRC=$HV_TMP
   _k=0
   while :; do
-    # A batch: bit-reversed copies of the small files, then one cksum for all of them.
+    # A batch: bit-reversed copies of the small files not in the cache, then one cksum for
+    # all of them.
     : > "$HV_TMP/batch"
-    _k=0
-    while [ "$_k" -lt "$HV_BATCH" ] && read -r _s _n _r; do
+    _k=0; _bb=0
+    while [ "$_k" -lt "$HV_BATCH" ] && [ "$_bb" -lt 25165824 ] && read -r _s _t _n _c _r; do
       hv_safe_name "$_r" || { hv_log "skipped a file with an unusual name in $HVF_DIR"; continue; }
       _k=$(( _k + 1 ))
-      if [ "$_s" -le 1048576 ]; then
-        tr '\000-\377' "$HV_BITREV" < "$HVF_DIR/$_r" > "$HV_TMP/r.$_k" 2>/dev/null \
-          || rm -f "$HV_TMP/r.$_k"
-        _big=0
+      if [ "$_c" != - ]; then
+        _big=2
+      elif [ "$_s" -le 1048576 ]; then
+        tr '\000-\377' "$HV_BITREV" < "$HVF_DIR/$_r" > "$HVF_CRC/r.$_k" 2>/dev/null \
+          || rm -f "$HVF_CRC/r.$_k"
+        _big=0; _bb=$(( _bb + _s ))
       else
         _big=1
       fi
-      printf '%s %s %s %s\n' "$_k" "$_big" "$_n" "$_r" >> "$HV_TMP/batch"
+      printf '%s %s %s %s %s %s %s\n' "$_k" "$_big" "$_n" "$_c" "$_s" "$_t" "$_r" >> "$HV_TMP/batch"
     done
     [ "$_k" -gt 0 ] || break
     set --
-    while read -r _k _big _n _r; do
-      [ "$_big" -eq 0 ] && [ -f "$HV_TMP/r.$_k" ] && set -- "$@" "r.$_k"
+    while read -r _k _big _n _c _s _t _r; do
+      [ "$_big" -eq 0 ] && [ -f "$HVF_CRC/r.$_k" ] && set -- "$@" "r.$_k"
     done < "$HV_TMP/batch"
     : > "$HV_TMP/ck"
-    [ $# -gt 0 ] && (cd "$HV_TMP" && cksum "$@") > "$HV_TMP/ck"
+    [ $# -gt 0 ] && (cd "$HVF_CRC" && cksum "$@") > "$HV_TMP/ck"
     exec 3< "$HV_TMP/ck"
     HVF_BSTART=$HV_OFF; HVF_BCD=$(wc -l < "$HV_CD"); HVF_BT0=$HV_T0; HVF_BFILES=0; HVF_BBYTES=0
     set --
-    while read -r _k _big _n _r; do
+    while read -r _k _big _n _c _s _t _r; do
       _f=$HVF_DIR/$_r
-      if [ "$_big" -eq 1 ]; then
+      if [ "$_big" -eq 2 ]; then
+        [ -f "$_f" ] || { hv_log "skipped $_r (it vanished)"; continue; }
+        HV_CRC=$_c; HV_SIZE=$_s
+      elif [ "$_big" -eq 1 ]; then
         hv_crc_file "$_f" || { hv_log "skipped $_r (it vanished)"; continue; }
-      elif [ -f "$HV_TMP/r.$_k" ]; then
-        read -r _ck _cs _x <&3 && [ "$_x" = "r.$_k" ] || hv_die "cksum failed in $HV_TMP"
+      elif [ -f "$HVF_CRC/r.$_k" ]; then
+        read -r _ck _cs _x <&3 && [ "$_x" = "r.$_k" ] || hv_die "cksum failed in $HVF_CRC"
         HV_SIZE=$_cs
         hv_crc_from_cksum "$_ck" "$_cs"
       else
@@ -539,30 +556,33 @@ zip_add_filestore() {
       else
         hv_reset; hv_local_header "filestore/$_r" "$HV_CRC" "$HV_SIZE" -1
       fi
-      printf "$HV_B" > "$HV_TMP/h.$_k" || hv_die "cannot write $HV_TMP"
-      set -- "$@" "$HV_TMP/h.$_k" "$_f"
+      printf "$HV_B" > "$HVF_CRC/h.$_k" || hv_die "cannot write $HVF_CRC"
+      set -- "$@" "$HVF_CRC/h.$_k" "$_f"
       hv_cd_add "$HV_CRC" "$HV_SIZE" "$HV_SIZE" "$HV_OFF" 0 0 "filestore/$_r"
+      [ "$HV_SIZE" = "$_s" ] && printf '%s %s %s %s\n' "$_r" "$_s" "$_t" "$HV_CRC" >> "$HV_TMP/crc.new"
       HV_OFF=$(( HV_OFF + HV_POS + HV_SIZE ))
       HVF_BFILES=$(( HVF_BFILES + 1 )); HVF_BBYTES=$(( HVF_BBYTES + HV_SIZE ))
     done < "$HV_TMP/batch"
     exec 3<&-
-    rm -f "$HV_TMP"/r.*
+    rm -f "$HVF_CRC"/r.*
     [ $# -gt 0 ] && hv_fs_flush "$@"
   done < "$HV_TMP/fs.list"
+  [ "$HVF_CRC" = "$HV_TMP" ] || rm -rf "$HVF_CRC"
   if [ "$HVF_TAR" -eq 1 ] && [ "$HV_T0" -ge 0 ]; then
     HV_TLEN=$(( HV_OFF - HV_T0 )); HV_TFILES=$HV_FILES
   fi
   return 0
 }
+
 # hv_fs_flush HEADER FILE ...: one cat writes a batch. If a file changed size meanwhile
 # (the zip is not the size expected), the batch is undone and written again one file at a
 # time, each copied to the exact size whose CRC was taken.
 hv_fs_flush() {
-  local _k _big _n _r _f
+  local _k _big _n _c _s _t _r _f
   if cat "$@" >> "$HV_ZIP" 2> "$HV_TMP/cat.err" && [ "$(wc -c < "$HV_ZIP")" -eq "$HV_OFF" ]; then
     HV_FILES=$(( HV_FILES + HVF_BFILES )); HV_FSBYTES=$(( HV_FSBYTES + HVF_BBYTES ))
     HV_PROGRESS=$(( HV_PROGRESS + HVF_BBYTES ))
-    rm -f "$HV_TMP"/h.*
+    rm -f "$HVF_CRC"/h.*
     return 0
   fi
   grep -q -i 'space' "$HV_TMP/cat.err" 2>/dev/null && hv_write_failed filestore
@@ -570,7 +590,7 @@ hv_fs_flush() {
   dd if=/dev/null of="$HV_ZIP" bs=1 seek="$HVF_BSTART" count=0 2>/dev/null || hv_write_failed filestore
   head -n "$HVF_BCD" "$HV_CD" > "$HV_TMP/cd.tmp" && mv "$HV_TMP/cd.tmp" "$HV_CD"
   HV_OFF=$HVF_BSTART; HV_T0=$HVF_BT0
-  while read -r _k _big _n _r; do
+  while read -r _k _big _n _c _s _t _r; do
     _f=$HVF_DIR/$_r
     hv_crc_file "$_f" || { hv_log "skipped $_r (it vanished)"; continue; }
     if [ "$HVF_TAR" -eq 1 ]; then hv_fs_header "filestore/$_r" "$_r" "$_n" "$HV_CRC" "$HV_SIZE"
@@ -586,30 +606,35 @@ hv_fs_flush() {
     HV_OFF=$(( HV_OFF + HV_POS + HV_SIZE ))
     HV_FILES=$(( HV_FILES + 1 )); HV_FSBYTES=$(( HV_FSBYTES + HV_SIZE ))
   done < "$HV_TMP/batch"
-  rm -f "$HV_TMP"/h.*
+  rm -f "$HVF_CRC"/h.*
   [ "$(wc -c < "$HV_ZIP")" -eq "$HV_OFF" ] || hv_die "the filestore changed while it was written"
 }
 
 # zip_finish: the central directory and the end records.
 zip_finish() {
-  local _cdstart _count _cdsize _crc _cs _us _off _method _flags _name _n _x _xl _v _ec
+  local _cdstart _count _cdsize _crc _cs _us _off _method _flags _name _n _x _xl _ec
+  local _cd20 _cd45 _cdtime
   _cdstart=$HV_OFF; _count=0; _cdsize=0
+  # The fixed start of every entry: signature, version made by, version needed.
+  HV_B=; hv_e32 33639248; hv_e16 788; hv_e16 20; _cd20=$HV_B   # PK\1\2, 3.20, 2.0
+  HV_B=; hv_e32 33639248; hv_e16 813; hv_e16 45; _cd45=$HV_B   # PK\1\2, 3.45, 4.5
+  HV_B=; hv_e16 "$HV_DOSTIME"; hv_e16 "$HV_DOSDATE"; _cdtime=$HV_B
   while read -r _crc _cs _us _off _method _flags _name; do
     _n=${#_name}; _x=; _xl=0
-    hv_reset
-    [ "$_us" -ge "$HV_Z64" ] && { hv_le64 "$_us"; _xl=$(( _xl + 8 )); }
-    [ "$_cs" -ge "$HV_Z64" ] && { hv_le64 "$_cs"; _xl=$(( _xl + 8 )); }
-    [ "$_off" -ge "$HV_Z64" ] && { hv_le64 "$_off"; _xl=$(( _xl + 8 )); }
-    if [ "$_xl" -gt 0 ]; then _x="$HV_B"; hv_reset; hv_le16 1; hv_le16 "$_xl"; _x="$HV_B$_x"; _xl=$(( _xl + 4 )); fi
-    _v=20; { [ "$_xl" -gt 0 ] || [ "$_flags" -eq 8 ]; } && _v=45
-    hv_reset
-    hv_le32 33639248   # PK\1\2
-    hv_le16 $(( 768 | _v )); hv_le16 "$_v"; hv_le16 "$_flags"; hv_le16 "$_method"
-    hv_le16 "$HV_DOSTIME"; hv_le16 "$HV_DOSDATE"; hv_le32 "$_crc"
-    if [ "$_cs" -ge "$HV_Z64" ]; then hv_le32 "$HV_M32"; else hv_le32 "$_cs"; fi
-    if [ "$_us" -ge "$HV_Z64" ]; then hv_le32 "$HV_M32"; else hv_le32 "$_us"; fi
-    hv_le16 "$_n"; hv_le16 "$_xl"; hv_le16 0; hv_le16 0; hv_le16 0; hv_le32 2175008768
-    if [ "$_off" -ge "$HV_Z64" ]; then hv_le32 "$HV_M32"; else hv_le32 "$_off"; fi
+    HV_B=
+    if [ "$_us" -ge "$HV_Z64" ] || [ "$_cs" -ge "$HV_Z64" ] || [ "$_off" -ge "$HV_Z64" ]; then
+      hv_reset
+      [ "$_us" -ge "$HV_Z64" ] && { hv_le64 "$_us"; _xl=$(( _xl + 8 )); }
+      [ "$_cs" -ge "$HV_Z64" ] && { hv_le64 "$_cs"; _xl=$(( _xl + 8 )); }
+      [ "$_off" -ge "$HV_Z64" ] && { hv_le64 "$_off"; _xl=$(( _xl + 8 )); }
+      _x="$HV_B"; HV_B=; hv_e16 1; hv_e16 "$_xl"; _x="$HV_B$_x"; _xl=$(( _xl + 4 ))
+    fi
+    if [ "$_xl" -gt 0 ] || [ "$_flags" -eq 8 ]; then HV_B=$_cd45; else HV_B=$_cd20; fi
+    hv_e16 "$_flags"; hv_e16 "$_method"; HV_B="$HV_B$_cdtime"; hv_e32 "$_crc"
+    if [ "$_cs" -ge "$HV_Z64" ]; then hv_e32 "$HV_M32"; else hv_e32 "$_cs"; fi
+    if [ "$_us" -ge "$HV_Z64" ]; then hv_e32 "$HV_M32"; else hv_e32 "$_us"; fi
+    hv_e16 "$_n"; hv_e16 "$_xl"; hv_e32 0; hv_e16 0; hv_e32 2175008768
+    if [ "$_off" -ge "$HV_Z64" ]; then hv_e32 "$HV_M32"; else hv_e32 "$_off"; fi
     printf "$HV_B"; printf '%s' "$_name"; printf "$_x"
     _count=$(( _count + 1 )); _cdsize=$(( _cdsize + 46 + _n + _xl ))
   done < "$HV_CD" >> "$HV_ZIP" || hv_write_failed "the central directory"
