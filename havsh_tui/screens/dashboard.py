@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from textual import on, work
@@ -20,7 +21,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 
-from havsh_tui.core.model import Service, ServiceStatus
+from havsh_tui.core.model import Service, ServiceStatus, utcnow
 from havsh_tui.widgets.operation_log import error_text, record_end, record_start
 from havsh_tui.widgets.service_table import ServiceKey, ServiceTable
 
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from havsh_tui.app import HavshApp
 
 T = TypeVar("T")
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def summary(services: list[Service], host_names: set[str]) -> str:
@@ -404,6 +409,8 @@ class DashboardScreen(ServiceActions, Screen[None]):
         self._action_signature: tuple[bool | None, ...] = ()
         #: Slugs a host reported that the inventory does not know, by host (rescan adopts).
         self.unknown_on_host: dict[str, set[str]] = {}
+        #: The last answered poll of each host: when (real UTC time) and what it reported.
+        self._polled: dict[str, tuple[datetime, dict[str, ServiceStatus]]] = {}
 
     def compose(self) -> ComposeResult:
         app = self.havsh
@@ -455,6 +462,14 @@ class DashboardScreen(ServiceActions, Screen[None]):
         snapshot = self.havsh.inventory.snapshot()
         self._host_names = {host.name for host in snapshot.hosts}
         self.table.set_services(snapshot.services)
+        # The inventory caches statuses; the last polls are fresher, except for a record an
+        # operation changed since (its own status wins until the next poll).
+        for host, (at, statuses) in self._polled.items():
+            fresh = [s for s in self.table.services if s.host == host and _aware(
+                s.updated_at) < at]
+            changes = polled_changes(fresh, host, statuses, busy_services(self.app))
+            if changes:
+                self.table.update_statuses(changes)
         self.sub_title = summary(self.table.services, self._host_names)
         self._refresh_actions(force=True)
 
@@ -487,6 +502,8 @@ class DashboardScreen(ServiceActions, Screen[None]):
         no longer has (see :func:`polled_changes`)."""
         table = self.table
         services = table.services
+        if statuses is not None:
+            self._polled[host] = (utcnow(), dict(statuses))
         changes = polled_changes(services, host, statuses, busy_services(self.app))
         if changes:
             table.update_statuses(changes)

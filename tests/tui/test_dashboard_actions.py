@@ -371,6 +371,22 @@ async def test_host_polled_updates_statuses_and_marks_missing(app: Any):
         assert dashboard(app).check_action("delete_service", ()) is True
 
 
+async def test_a_reload_keeps_the_polled_status_unless_an_operation_changed_it(app: Any):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.poller.deliver(HostPolled("alpha", demo_health()["alpha"], {
+            "erp-prod": ServiceStatus.STOPPED, "showroom": ServiceStatus.STOPPED,
+            "erp-test": ServiceStatus.STOPPED, "shop-copy": ServiceStatus.RUNNING,
+            "erp-prod-pr42": ServiceStatus.RUNNING}))
+        await pilot.pause()
+        # The inventory still says Running for both; showroom is then started by us.
+        await select(pilot, "showroom")
+        await pilot.press("s")
+        await op_done(pilot, "showroom")  # the op reloads the list
+        assert status_of(app, "erp-prod") is ServiceStatus.STOPPED  # the poll, kept
+        assert status_of(app, "showroom") is ServiceStatus.RUNNING  # the operation's own
+
+
 # -- palette ----------------------------------------------------------------------------------
 
 
