@@ -10,13 +10,15 @@ For each direction, in the same run and on the same hosts:
 - raw: what a sysadmin types by hand, `pg_dump -Fc | pg_restore` plus `tar | tar`, through
   docker exec and helper containers, streamed across hosts by a bare loop over the same two
   SSH connections the product uses;
-- raw-same-flags: the same, with the product's pg_dump compression level, to show what the
-  product's own machinery costs (HAVSH_BENCH_COPY_SAME_FLAGS=0 skips it);
+- raw-same-flags (with HAVSH_BENCH_COPY_SAME_FLAGS=1): the same, with the product's
+  pg_dump compression level, to show what the product's own machinery costs;
 - havsh: ops.copy.copy_service end to end: every step (measure, checks, database, snapshot,
   copy, verify, reset, neutralize, start, health), not only the streams.
-Reported as ratios (target: havsh ≤ 1.3x raw), with the peak memory of this process during
-the cross-host copy, written to tests/bench/results/copy_speed.json and printed. No timed
-assertion: the numbers are the result.
+Each is run HAVSH_BENCH_COPY_ROUNDS times (default 2), alternating, and the best of each is
+kept, since these machines are shared. Reported as ratios (target: havsh ≤ 1.3x raw), with
+the peak memory of this process during each copy, written to
+tests/bench/results/copy_speed.json and printed. No timed assertion: the numbers are the
+result.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ RESULTS = Path(__file__).parent / "results"
 HELPER = "havsh-test/postgres:15"
 DB_MB = int(os.environ.get("HAVSH_BENCH_COPY_DB_MB", "1024"))
 FS_MB = int(os.environ.get("HAVSH_BENCH_COPY_FS_MB", "1024"))
-SAME_FLAGS = os.environ.get("HAVSH_BENCH_COPY_SAME_FLAGS", "1") != "0"
+SAME_FLAGS = os.environ.get("HAVSH_BENCH_COPY_SAME_FLAGS", "0") == "1"
+ROUNDS = int(os.environ.get("HAVSH_BENCH_COPY_ROUNDS", "2"))
 SLUGS = ("cpb-src", "cpb-same", "cpb-far", "cpb-raw")
 CHUNK = 256 * 1024
 
@@ -253,38 +256,53 @@ def test_copy_speed_vs_raw(inventory, secret_store, pool, host_a, host_b, cleanu
     db_bytes = cp.database_size(a, "cpb_src")
     src_vol = names.volume_name("cpb-src")
     result: dict = {"database_mb": round(db_bytes / 1e6), "filestore_mb": round(fs_bytes / 1e6),
-                    "files": files, "fill_s": round(fill_s, 1), "target": 1.3}
+                    "files": files, "fill_s": round(fill_s, 1), "target": 1.3,
+                    "rounds": ROUNDS, "load_before": os.getloadavg()[0]}
     for label, target, dst, same in (("same_host", None, a, True),
                                      ("cross_host", "hostb", b, False)):
         slug = "cpb-same" if same else "cpb-far"
         level = cp.DUMP_COMPRESS_SAME_HOST if same else cp.DUMP_COMPRESS_CROSS_HOST
-        raw = raw_copy(a, dst, "cpb_src", src_vol, None, same)
-        same_flags = raw_copy(a, dst, "cpb_src", src_vol, level, same) if SAME_FLAGS else None
-        rep = TimingReporter()
-        with PeakRSS() as mem:
-            t = time.perf_counter()
-            cp.copy_service(inventory, secret_store, pool, cp.CopySpec(
-                "hosta", "cpb-src", slug, host=target), rep)
-            total = time.perf_counter() - t
-        data_s = rep.seconds["copy database"] + rep.seconds["copy filestore"]
+        raws, flags, runs = [], [], []
+        # Alternated, and the best of each kept: these machines are shared and noisy.
+        for _ in range(ROUNDS):
+            raws.append(raw_copy(a, dst, "cpb_src", src_vol, None, same))
+            if SAME_FLAGS:
+                flags.append(raw_copy(a, dst, "cpb_src", src_vol, level, same))
+            rep = TimingReporter()
+            with PeakRSS() as mem:
+                t = time.perf_counter()
+                cp.copy_service(inventory, secret_store, pool, cp.CopySpec(
+                    "hosta", "cpb-src", slug, host=target), rep)
+                total = time.perf_counter() - t
+            runs.append({"total_s": round(total, 2), "steps_s": rep.seconds,
+                         "peak_rss_growth_mb": round((mem.peak - mem.start) / 1e6, 1),
+                         "lines": rep.lines()})
+            # Free the disk (and the name) for the next round.
+            ops.delete_service(inventory, secret_store, pool,
+                               inventory.get_service(slug, host=target or "hosta"))
+        raw = min(raws, key=lambda r: r["total_s"])
+        best = min(runs, key=lambda r: r["total_s"])
+        steps = best["steps_s"]
+        data_s = steps["copy database"] + steps["copy filestore"]
         entry = {
             "raw": raw,
-            "havsh_total_s": round(total, 2),
-            "havsh_steps_s": rep.seconds,
-            "ratio": round(total / raw["total_s"], 2),
+            "raw_runs_s": [r["total_s"] for r in raws],
+            "havsh_total_s": best["total_s"],
+            "havsh_runs_s": [r["total_s"] for r in runs],
+            "havsh_steps_s": steps,
+            "ratio": round(best["total_s"] / raw["total_s"], 2),
             "ratio_data_steps": round(data_s / raw["total_s"], 2),
-            "peak_rss_growth_mb": round((mem.peak - mem.start) / 1e6, 1),
+            "peak_rss_growth_mb": max(r["peak_rss_growth_mb"] for r in runs),
         }
-        if same_flags:
+        if flags:
+            same_flags = min(flags, key=lambda r: r["total_s"])
             entry["raw_same_flags"] = same_flags
-            entry["ratio_vs_same_flags"] = round(total / same_flags["total_s"], 2)
-        crossed = [line for line in rep.lines() if "crossed" in line]
+            entry["ratio_vs_same_flags"] = round(best["total_s"] / same_flags["total_s"], 2)
+        crossed = [line for line in best["lines"] if "crossed" in line]
         if crossed:
             entry["dump_on_the_wire"] = re.sub(r"^database: ", "", crossed[0])
         result[label] = entry
-        # The copies are not needed any more: free the disk before the next direction.
-        ops.delete_service(inventory, secret_store, pool,
-                           inventory.get_service(slug, host=target or "hosta"))
+    result["load_after"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "copy_speed.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"\ncopy of {result['database_mb']} MB database + {result['filestore_mb']} MB "
