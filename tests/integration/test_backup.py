@@ -441,6 +441,14 @@ def test_local_and_other_host_destinations_and_restores_across_hosts(
         assert json.loads(z.read("manifest.json"))["havsh"]["format"] == "custom"
     ids = {r.id for r in bk.list_backups(inventory, pool, service=svc)}
     assert {on_local.id, on_b.id} <= ids
+    # Download (from host B to here), checked against its sha256; delete.
+    listed_b = bk.find_backup(inventory, pool, on_b.id)
+    got = bk.download_backup(inventory, pool, listed_b, bk_dirs("dl"))
+    assert hashlib.sha256(Path(got.path).read_bytes()).hexdigest() == on_b.sha256
+    extra = bk.create_backup(inventory, secret_store, pool, svc, dest=f"local:{local_root}")
+    bk.delete_backup(inventory, pool, bk.find_backup(inventory, pool, extra.id))
+    assert not Path(extra.path).exists() and not Path(extra.path).with_suffix(".json").exists()
+    assert extra.id not in {r.id for r in bk.list_backups(inventory, pool, service=svc)}
     want = (_counts(pool, host_a, D("bk-far")), _filestore(pool, host_a, svc))
 
     # From host B's directory into a new service on host B (a custom dump: pg_restore).

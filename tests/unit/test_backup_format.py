@@ -576,3 +576,79 @@ def test_backup_ids_and_sidecars():
     with pytest.raises(ValueError):
         BackupRecord.from_sidecar({**side, "havsh_backup": 2}, destination="", destination_kind="",
                                   location_host=None, path="")
+
+
+# -- policies in a real inventory (no host needed) ---------------------------------------------
+@pytest.fixture
+def inv(tmp_path):
+    from havsh_tui.core.inventory import Inventory
+    from havsh_tui.core.model import Host
+
+    inventory = Inventory(tmp_path / "inventory.json")
+    inventory.add_host(Host(name="hosta", address="127.0.0.1"))
+    inventory.add_host(Host(name="hostb", address="127.0.0.2"))
+    return inventory
+
+
+def _svc(name="erp", type_="live"):
+    from havsh_tui.core.model import Service, ServiceType
+
+    return Service(name=name, host="hosta", type=ServiceType(type_), odoo_version="17.0",
+                   image="odoo:17.0", database=name.replace("-", "_"))
+
+
+def test_destinations_of_a_service(inv):
+    from havsh_tui.ops.backup import schedule as sch
+    from havsh_tui.ops.backup.ops import resolve_destination
+
+    svc = _svc()
+    assert [d.spec for d in sch.get_policy(inv, svc).effective()] == ["host"]
+    # The first added destination keeps the implicit host beside it, as primary.
+    sch.add_destination(inv, svc, "local:/tmp/x")
+    policy = sch.get_policy(inv, svc)
+    assert [(d.name, d.primary) for d in policy.destinations] == [("host", True),
+                                                                 ("local:/tmp/x", False)]
+    d = sch.add_destination(inv, svc, "hostb:/srv/b", name="offsite", primary=True)
+    assert d.primary and sch.get_policy(inv, svc).primary.name == "offsite"
+    # HOST:PATH on the service's own host is host:PATH; duplicates and unknown hosts refused.
+    assert sch.add_destination(inv, svc, "hosta:/srv/a").spec == "host:/srv/a"
+    with pytest.raises(BackupError, match="already"):
+        sch.add_destination(inv, svc, "local:/tmp/x")
+    from havsh_tui.core.inventory import NotFound
+
+    with pytest.raises(NotFound):
+        sch.add_destination(inv, svc, "nowhere:/x")
+    assert sch.set_primary(inv, svc, "host").primary.name == "host"
+    with pytest.raises(BackupError):
+        sch.set_primary(inv, svc, "zz")
+    # A spec not configured is remembered when a backup goes there.
+    assert resolve_destination(inv, svc, None).name == "host"
+    assert resolve_destination(inv, svc, "offsite").spec == "hostb:/srv/b"
+    assert resolve_destination(inv, svc, "local:/tmp/y").name == "local:/tmp/y"
+    assert sch.get_policy(inv, svc).get("local:/tmp/y") is None
+    resolve_destination(inv, svc, "local:/tmp/y", remember=True)
+    assert sch.get_policy(inv, svc).get("local:/tmp/y") is not None
+    # Removing: the primary moves on; the only host destination stays.
+    policy = sch.remove_destination(inv, None, None, svc, "host")
+    assert policy.primary.name != "host" and sum(d.primary for d in policy.destinations) == 1
+    alone = _svc("crm")
+    sch.add_destination(inv, alone, "host")
+    with pytest.raises(BackupError, match="only destination"):
+        sch.remove_destination(inv, None, None, alone, "host")
+
+
+def test_schedules_only_on_the_services_own_host(inv):
+    from havsh_tui.ops.backup import schedule as sch
+
+    svc = _svc()
+    for dest in ("local:/tmp/x", "hostb:/srv/b"):
+        with pytest.raises(BackupError, match="can only write to a directory there"):
+            sch.set_schedule(inv, None, None, svc, dest, "daily", 3)
+    with pytest.raises(BackupError, match="frequency"):
+        sch.set_schedule(inv, None, None, svc, "host", "yearly", 3)
+    with pytest.raises(BackupError, match="keep"):
+        sch.set_schedule(inv, None, None, svc, "host", "daily", 0)
+    with pytest.raises(BackupError, match="5 fields"):
+        sch.set_schedule(inv, None, None, svc, "host", "none", 3, cron="* * *")
+    # Only Live services get the default schedule.
+    assert sch.enable_default_backups(inv, None, None, _svc("t1", "test")) is None
