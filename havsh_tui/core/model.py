@@ -187,15 +187,15 @@ class Service:
     snapshot_at: datetime | None = None
     #: For previews: "<owner>/<repo>#<n>".
     pr: str | None = None
-    created_at: datetime = field(default_factory=utcnow)
-    updated_at: datetime = field(default_factory=utcnow)
-    config: dict[str, str] = field(default_factory=dict)
-    demo: bool = False
     #: For previews: the PR head commit it runs (or is being brought to), the PR's title and
     #: its head branch, as GitHub gave them. The key of a preview is ``pr``, never the branch.
     head_sha: str | None = None
     pr_title: str | None = None
     pr_branch: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    config: dict[str, str] = field(default_factory=dict)
+    demo: bool = False
     language: str = "en_US"
     country: str | None = None
     container_id: str | None = None

@@ -239,7 +239,7 @@ class _EngineLogs:
         buf = b""
         for data in self._raw():
             buf = buf + data if buf else data
-            parts = []
+            parts: list[bytes] = []
             pos, n = 0, len(buf)
             find = buf.find
             while True:
@@ -272,7 +272,7 @@ class _EngineLogs:
         unpack = _FRAME_SIZE.unpack_from
         for data in self._body():
             buf = buf + data if buf else data
-            parts = []
+            parts: list[bytes] = []
             pos, n = 0, len(buf)
             while n - pos >= 8:
                 end = pos + 8 + unpack(buf, pos + 4)[0]

@@ -2,9 +2,10 @@
 
 Rendering: :class:`LogView` is a ``ScrollView`` on the Line API (as toolong's LogLines). It
 draws only the rows on screen, from :class:`LogBuffer`, so 100,000 lines cost one list of
-tuples, never 100,000 widgets. Textual's ``Log`` is as fast, but it colours nothing and has no
-filtered view; ``RichLog`` keeps a rendered Strip per line, many times the memory, and is far
-slower to append (tests/bench/test_log_ingest.py measures the pane).
+tuples, never 100,000 widgets. Measured against Textual's own (tests/bench/test_log_ingest.py,
+results/log_widget_choice.json): ``Log`` appends at about half this pane's rate and colours
+nothing, with no filtered view; ``RichLog`` keeps a rendered line per line (14 times the
+memory) and appends at a fifteenth of the pane's rate.
 
 Ingest: a thread worker reads a :class:`~havsh_tui.ops.logs.LogStream` a batch at a time (one
 network read) into a pending list, and posts one ``LinesReady`` at most every
@@ -59,10 +60,10 @@ BATCH_SECONDS = 0.05
 BATCH_LINES = 500
 #: The reader stops reading while this many lines wait for the UI ...
 PENDING_MAX = 10_000
-#: Lines taken per message handled: a key press waits for one such step at most.
-DRAIN_MAX = 2_000
 #: ... or while the app's message queue is this long.
 QUEUE_MAX = 20
+#: Lines taken per message handled: a key press waits for one such step at most.
+DRAIN_MAX = 2_000
 #: Frames a second at most while following a log that grows.
 FOLLOW_FPS = 15
 #: Cells of one line that are drawn; the rest is cut with "…" (a 1 MB JSON line would
@@ -354,7 +355,7 @@ class LogView(ScrollView, can_focus=True):
     #: The line under the cursor (a sequence number), or None.
     cursor: reactive[int | None] = reactive(None, init=False, repaint=False)
     #: The other end of a range selection started with ``v`` (a sequence number).
-    anchor: reactive[int | None] = reactive(None, init=False, repaint=False)
+    range_start: reactive[int | None] = reactive(None, init=False, repaint=False)
 
     class TailChanged(Message):
         def __init__(self, view: LogView, tail: bool) -> None:
@@ -514,14 +515,19 @@ class LogView(ScrollView, can_focus=True):
         if tail:
             self.new_lines = 0
             self.cursor = None
-            self.anchor = None
+            self.range_start = None
             if not self._at_end:
                 self._scroll_quietly(y=self.max_scroll_y)  # redraws if it moves
         self.post_message(self.TailChanged(self, tail))
 
     def on_resize(self, event: events.Resize) -> None:
         if self.tail:
-            self.call_after_refresh(self._scroll_quietly, y=self.max_scroll_y)
+            self.call_after_refresh(self._end_if_following)
+
+    def _end_if_following(self) -> None:
+        # Called later: the user may have scrolled away meanwhile.
+        if self.tail:
+            self._scroll_quietly(y=self.max_scroll_y)
 
     def _size_updated(self, size: Size, virtual_size: Size, container_size: Size,
                       layout: bool = True) -> bool:
@@ -538,7 +544,7 @@ class LogView(ScrollView, can_focus=True):
         self.refresh()
         self.post_message(self.CursorMoved(self))
 
-    def watch_anchor(self) -> None:
+    def watch_range_start(self) -> None:
         self._cache.clear()
         self.refresh()
 
@@ -586,7 +592,7 @@ class LogView(ScrollView, can_focus=True):
             self.cursor = self.bottom_seq()
         else:
             self.cursor = None
-            self.anchor = None
+            self.range_start = None
 
     def action_scroll_up(self) -> None:
         if self.cursor is not None:
@@ -627,13 +633,13 @@ class LogView(ScrollView, can_focus=True):
             self.tail = False
             self.cursor = self.buffer.seq_at(row)
 
-    # -- the range between cursor and anchor ---------------------------------------------
+    # -- the v range: from range_start to the cursor -------------------------------------
 
     def selected_range(self) -> tuple[int, int] | None:
         """(first, last) sequence numbers of the ``v`` selection, or None."""
-        if self.cursor is None or self.anchor is None:
+        if self.cursor is None or self.range_start is None:
             return None
-        return (min(self.cursor, self.anchor), max(self.cursor, self.anchor))
+        return (min(self.cursor, self.range_start), max(self.cursor, self.range_start))
 
     # -- mouse selection (Textual's text selection) --------------------------------------
 
@@ -693,7 +699,7 @@ class LogView(ScrollView, can_focus=True):
         mark = 0
         if seq == self.cursor:
             mark = 1
-        elif self.anchor is not None:
+        elif self.range_start is not None:
             span = self.selected_range()
             if span is not None and span[0] <= seq <= span[1]:
                 mark = 2
@@ -1409,7 +1415,7 @@ class LogPane(Widget, can_focus=False):
         if view.cursor is None:
             view.tail = False
             view.cursor = view.bottom_seq()
-        view.anchor = None if view.anchor is not None else view.cursor
+        view.range_start = None if view.range_start is not None else view.cursor
 
     def copy_text(self) -> tuple[str, int] | None:
         """What ``y`` copies: the mouse selection, else the ``v`` range, else the cursor's
@@ -1431,10 +1437,10 @@ class LogPane(Widget, can_focus=False):
                     break
                 texts.append(buffer.entry(seq)[0])
             return "\n".join(texts), len(texts)
-        seq = view.cursor if view.cursor is not None else view.bottom_seq()
-        if seq is None or buffer.row_of(seq) is None:
+        line: int | None = view.cursor if view.cursor is not None else view.bottom_seq()
+        if line is None or buffer.row_of(line) is None:
             return None
-        return buffer.entry(seq)[0], 1
+        return buffer.entry(line)[0], 1
 
     def action_copy(self) -> None:
         got = self.copy_text()
@@ -1477,8 +1483,8 @@ class LogPane(Widget, can_focus=False):
         view = self.view
         if self._prompt_kind is not None:
             self._close_prompt(clear=True)
-        elif view.anchor is not None or view.cursor is not None:
-            view.anchor = None
+        elif view.range_start is not None or view.cursor is not None:
+            view.range_start = None
             view.cursor = None
         elif self.buffer.search is not None:
             self.set_search("")

@@ -31,8 +31,9 @@ def _time(fn, n: int) -> list[float]:
 
 def test_containers_list_ssh_vs_local(pool, host_a, testbed):  # noqa: F811
     remote = pool.session(host_a).docker()
-    local = docker.DockerClient(base_url="unix://" + testbed.hosts["hosta"].docker_socket,
-                                version=remote.api.api_version)
+    local = docker.DockerClient(
+        base_url="unix://" + testbed.hosts["hosta"].docker_socket, version=remote.api.api_version
+    )
     # Warm both: connection up, pools filled.
     for _ in range(20):
         remote.containers.list(all=True)
@@ -46,7 +47,12 @@ def test_containers_list_ssh_vs_local(pool, host_a, testbed):  # noqa: F811
     local_ms = statistics.median(local_t) * 1000
     ratio = ssh_ms / local_ms
     RESULTS.mkdir(exist_ok=True)
-    result = {"ssh_ms": round(ssh_ms, 3), "local_ms": round(local_ms, 3),
-              "ratio": round(ratio, 2), "target": 3.0, "samples": len(ssh_t)}
+    result = {
+        "ssh_ms": round(ssh_ms, 3),
+        "local_ms": round(local_ms, 3),
+        "ratio": round(ratio, 2),
+        "target": 3.0,
+        "samples": len(ssh_t),
+    }
     (RESULTS / "docker_over_ssh.json").write_text(json.dumps(result, indent=2))
     print(f"\ncontainers.list: ssh {ssh_ms:.2f} ms, local {local_ms:.2f} ms, ratio {ratio:.2f}x")

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.geometry import Offset
 from textual.pilot import Pilot
+from textual.selection import Selection
 from textual.widgets import Input
 
 from havsh_tui.app import styles_dir
@@ -405,6 +407,26 @@ async def test_copy_current_line_and_a_range():
         await pilot.press("v", "up", "up", "y")
         assert app.clipboard == "plain 95\nplain 96\nplain 97"
         assert any("Copied 3 lines" in n.message for n in app._notifications)
+
+
+async def test_mouse_selection_is_copied():
+    app = PaneApp(lines=[f"plain {i}" for i in range(100)])
+    async with app.run_test(size=SIZE) as pilot:
+        view = pane_of(app).view
+        await pilot.press("g")  # the top: row n shows "plain n"
+        assert view.get_selection(Selection(Offset(2, 3), Offset(4, 5))) == (
+            "ain 3\nplain 4\nplai", "\n")
+        # Outside drawing, a row carries the offsets Textual's hit test reads.
+        assert view.render_line(3)._segments[0].style.meta["offset"] == (0, 3)
+        # A drag with the mouse, then y.
+        await pilot.mouse_down(view, offset=(2, 3))
+        await pilot.hover(view, offset=(4, 5))
+        await pilot.mouse_up(view, offset=(4, 5))
+        await pilot.pause()
+        assert view.text_selection is not None
+        await pilot.press("y")
+        # Textual's drag takes the cell under the pointer too: columns 2..4 of rows 3..5.
+        assert app.clipboard == "ain 3\nplain 4\nplain"
 
 
 async def test_save_writes_the_filtered_lines(tmp_path: Path):
