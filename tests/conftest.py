@@ -108,25 +108,7 @@ def _isolated_home(
         monkeypatch.delenv(var, raising=False)
 
 
-def _known_failures() -> dict[str, str]:
-    path = Path(__file__).parent / "known_failures.txt"
-    out: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            nodeid, _, reason = line.partition("#")
-            out[nodeid.strip()] = reason.strip() or "known failure"
-    return out
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:  # noqa: F811
     _mark_integration(config, items)
-    known = _known_failures()
-    for item in items:
-        base = item.nodeid.split("[", 1)[0]
-        reason = known.get(item.nodeid) or known.get(base)
-        if reason:
-            item.add_marker(pytest.mark.xfail(reason=f"known failure: {reason}", strict=False))
+

@@ -37,7 +37,7 @@ from havsh_tui.core import names
 from havsh_tui.core.model import ServiceType
 from havsh_tui.ops import copy as cp
 from havsh_tui.ops import services as ops
-from havsh_tui.ops.bootstrap import psql
+from havsh_tui.ops.bootstrap import bootstrap_host, psql
 from havsh_tui.ops.reporter import RecordingReporter
 from tests.integration import filldata as fd
 from tests.integration.conftest import (  # noqa: F401
@@ -250,6 +250,9 @@ def test_copy_speed_vs_raw(inventory, secret_store, pool, host_a, host_b, cleanu
     ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
         name="cpb-src", host="hosta", type=ServiceType.LIVE, image="havsh-test/odoo:17.0"))
     a, b = pool.session(host_a).docker(), pool.session(host_b).docker()
+    # The raw baseline runs on B before any copy made a service there: B needs its
+    # havsh-postgres first (a fresh testbed has none).
+    bootstrap_host(pool.session(host_b), secret_store)
     t = time.perf_counter()
     files, fs_bytes = _fill(a, "cpb-src", "cpb_src")
     fill_s = time.perf_counter() - t
