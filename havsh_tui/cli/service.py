@@ -226,8 +226,11 @@ def service_neutralize(ctx: Context, name, confirm_name) -> None:
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @click.option("--confirm-name", help="A Live service needs its name typed.")
+@click.option("--backup/--no-backup", "backup", default=None,
+              help="Take a safety backup (to its primary destination) first; if it fails, "
+                   "nothing is deleted. Default: on for a Live service, off otherwise.")
 @json_option
-def service_rm(ctx: Context, name, yes, confirm_name) -> None:
+def service_rm(ctx: Context, name, yes, confirm_name, backup) -> None:
     """Delete a service: its container, database, role and volume."""
     from havsh_tui.ops.services import delete_service
 
@@ -240,10 +243,26 @@ def service_rm(ctx: Context, name, yes, confirm_name) -> None:
             raise CLIError(f"deleting {s.name} needs --yes", kind="needs_confirmation")
         click.confirm(f"Delete {s.type.label} service {s.name} on {s.host} and all its data?",
                       abort=True)
-    removed = delete_service(ctx.inventory, _secrets(ctx), ctx.pool, s,
-                             confirm_name=confirm_name, audit=_audit(ctx))
-    emit(ctx, {"removed": s.name, "host": s.host, "objects": removed},
-         f"deleted {s.name}: " + (", ".join(removed) or "nothing was left on the host"))
+    if backup is None:
+        backup = s.type.rules.backups_default
+    secrets, audit, reporter = _secrets(ctx), _audit(ctx), CLIReporter(ctx.json)
+    made: list = []
+    offer = None
+    if backup:
+        from havsh_tui.ops.backup import backup_offer
+
+        safety = backup_offer(ctx.inventory, secrets, ctx.pool, reporter=reporter, audit=audit)
+
+        def offer(service):
+            made.append(safety(service))
+            return made[-1]
+
+    removed = delete_service(ctx.inventory, secrets, ctx.pool, s, confirm_name=confirm_name,
+                             reporter=reporter, audit=audit, backup_offer=offer)
+    where = made[0].where if made else None
+    emit(ctx, {"removed": s.name, "host": s.host, "objects": removed, "backup": where},
+         f"deleted {s.name}: " + (", ".join(removed) or "nothing was left on the host")
+         + (f"\nsafety backup: {where}" if where else ""))
 
 
 @service.command("copy")

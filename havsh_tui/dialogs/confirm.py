@@ -9,6 +9,12 @@ It dismisses with True only on an explicit confirmation. ``esc``, ``n`` and Canc
 False. In the simple form the Cancel button has the focus, so a stray ``enter`` never
 destroys anything; ``y`` confirms. With ``type_to_confirm`` the confirm button stays disabled
 until the text typed is exactly the name (the rule for Live services in shared/DESIGN.md).
+
+``option`` adds one checkbox above the buttons (such as "back up before deleting"); the
+caller reads :attr:`ConfirmDialog.option_checked` once the dialog confirmed:
+
+    dialog = ConfirmDialog("Delete erp-prod?", option="Back up first", option_value=True)
+    app.push_screen(dialog, lambda ok: ok and delete(backup=dialog.option_checked))
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Checkbox, Input, Static
 
 from havsh_tui.dialogs import Dialog
 
@@ -34,6 +40,12 @@ class ConfirmDialog(Dialog[bool]):
         Binding("n", "cancel", "No", id="confirm-no", show=False),
     ]
 
+    DEFAULT_CSS = """
+    ConfirmDialog #confirm-option.-after-input {
+        margin: 1 0 0 0;
+    }
+    """
+
     cancel_result = False
 
     def __init__(
@@ -45,8 +57,13 @@ class ConfirmDialog(Dialog[bool]):
         cancel: str = "Cancel",
         danger: bool = True,
         type_to_confirm: str | None = None,
+        option: str | None = None,
+        option_value: bool = False,
     ) -> None:
         super().__init__()
+        self.option = option
+        #: The checkbox's state (``option_value`` until the user changes it).
+        self.option_checked = option_value
         self.title_text = title
         self.message = message
         self.confirm_label = confirm
@@ -66,6 +83,10 @@ class ConfirmDialog(Dialog[bool]):
                     id="confirm-prompt",
                 )
                 yield Input(placeholder=self.type_to_confirm, id="confirm-input", compact=True)
+            if self.option is not None:
+                yield Checkbox(self.option, self.option_checked, id="confirm-option",
+                               compact=True,
+                               classes="-after-input" if self.type_to_confirm else "")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.cancel_label, id="confirm-cancel")
                 yield Button(
@@ -94,6 +115,11 @@ class ConfirmDialog(Dialog[bool]):
     @on(Input.Changed, "#confirm-input")
     def _typed(self, event: Input.Changed) -> None:
         self.query_one("#confirm-ok", Button).disabled = not self.confirmable
+
+    @on(Checkbox.Changed, "#confirm-option")
+    def _option(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        self.option_checked = event.value
 
     @on(Input.Submitted, "#confirm-input")
     def _submitted(self, event: Input.Submitted) -> None:

@@ -12,7 +12,7 @@ import docker.errors
 
 from havsh_tui.core import names
 from havsh_tui.core.model import Service
-from havsh_tui.ops import odoo
+from havsh_tui.ops import odoo, proxy
 from havsh_tui.ops.hosts import OpsError
 from havsh_tui.ops.reporter import NullReporter, Reporter
 
@@ -83,7 +83,9 @@ def set_service_config(
         parsed = odoo.parse_config_items(config)
     host = inventory.get_host(service.host)
     cname = names.container_name(service.name)
-    conf = odoo.render_conf(service.database, parsed)
+    # As ops/services.create_server_container writes it: the server runs behind havsh-proxy,
+    # so proxy_mode stays on (unless the user's keys set it themselves).
+    conf = proxy.with_proxy_mode(odoo.render_conf(service.database, parsed))
     reporter.step("connect", "running", host.destination)
     client = pool.session(host).docker()
     reporter.step("connect", "done")

@@ -291,15 +291,24 @@ def create_role_and_database(client, service: Service, db_password: str) -> None
          variables={"db": db, "role": role})
 
 
+#: Databases beside a service's own that a cut run can leave: a restore loads into
+#: ``<db>__restore`` and swaps the current data to ``<db>__old`` (ops/backup/restore.py).
+LEFTOVER_DATABASE_SUFFIXES = ("__restore", "__old")
+
+
 def drop_database_and_role(client, slug: str) -> list[str]:
-    """Drop the service's database and role if they exist; returns what was dropped."""
+    """Drop the service's database (and the leftovers of a cut restore beside it) and its
+    role, those that exist; returns what was dropped."""
     role, db = names.role_name(slug), names.database_name(slug)
     dropped = []
-    exists = psql(client, "SELECT 1 FROM pg_database WHERE datname = :'db';\n",
-                  variables={"db": db}).strip()
-    if exists:
-        psql(client, "DROP DATABASE :\"db\" WITH (FORCE);\n", variables={"db": db})
-        dropped.append(f"database {db}")
+    candidates = [db, *(db + suffix for suffix in LEFTOVER_DATABASE_SUFFIXES)]
+    present = set(psql(client, "SELECT datname FROM pg_database "
+                               "WHERE datname IN (:'a', :'b', :'c');\n",
+                       variables=dict(zip("abc", candidates, strict=True))).split())
+    for name in candidates:
+        if name in present:
+            psql(client, "DROP DATABASE :\"db\" WITH (FORCE);\n", variables={"db": name})
+            dropped.append(f"database {name}")
     exists = psql(client, "SELECT 1 FROM pg_roles WHERE rolname = :'role';\n",
                   variables={"role": role}).strip()
     if exists:
@@ -454,7 +463,32 @@ def create_service(inventory, secret_store, pool, spec: CreateSpec,
     inventory.upsert_service(service)
     if audit:
         audit.append(host.name, "service.create", spec.name, "ok", service.image)
+    enable_backups(inventory, secret_store, pool, service, reporter, audit)
     return CreateResult(service, admin_password, generated, time.monotonic() - started)
+
+
+def enable_backups(inventory, secret_store, pool, service: Service, reporter: Reporter,
+                   audit=None) -> None:
+    """A new Live service gets its default schedule (daily backups on its host). The service
+    exists by then: a failure here is a warning, never a failed creation. Copies and previews
+    are made elsewhere (ops/copy, ops/preview) and never come here."""
+    if not service.type.rules.backups_default:
+        return
+    from havsh_tui.ops.backup.schedule import enable_default_backups
+
+    try:
+        policy = enable_default_backups(inventory, secret_store, pool, service,
+                                        reporter=reporter, audit=audit)
+    except Exception as exc:  # noqa: BLE001 - the service is made; say what is missing
+        reporter.warning(
+            f"{service.name} is created, but its daily backups could not be scheduled: {exc}"
+            f" (`havsh backup schedule {service.name} host daily` sets them up)")
+        return
+    if policy is not None:
+        scheduled = [d for d in policy.destinations if d.scheduled]
+        reporter.log("backups: " + (", ".join(
+            f"{d.frequency} to {d.spec}, newest {d.keep} kept" for d in scheduled)
+            or "none scheduled"))
 
 
 def _default_image(host, version: str) -> str:
@@ -562,7 +596,21 @@ def delete_service(inventory, secret_store, pool, service: Service, *,
         secret_store.delete(key)
     if audit:
         audit.append(service.host, "service.rm", service.name, "ok", ", ".join(removed))
+    _forget_backups(inventory, secret_store, pool, service, reporter)
     return removed
+
+
+def _forget_backups(inventory, secret_store, pool, service: Service, reporter: Reporter) -> None:
+    """Its backup policy goes, and the host's scheduler stops running its schedules (the
+    backups themselves stay). The service is gone by then: a failure is a warning."""
+    from havsh_tui.ops.backup.schedule import forget_backups
+
+    try:
+        forget_backups(inventory, secret_store, pool, service, reporter)
+    except Exception as exc:  # noqa: BLE001 - the delete is done; say what is left
+        reporter.warning(
+            f"{service.name} is deleted, but the backup scheduler on {service.host} could not "
+            f"be updated ({exc}); it still lists its schedules until the next schedule change")
 
 
 # -- neutralize --------------------------------------------------------------------------------
@@ -638,8 +686,9 @@ def neutralize_database(session, secret_store, service: Service, reporter: Repor
     return after
 
 
-def neutralize_service(inventory, secret_store, pool, service: Service, *, confirm_name: str | None = None,
-                       reporter: Reporter | None = None, audit=None) -> NeutralizeCheck:
+def neutralize_service(inventory, secret_store, pool, service: Service, *,
+                       confirm_name: str | None = None, reporter: Reporter | None = None,
+                       audit=None) -> NeutralizeCheck:
     """Neutralize a service's database (refused on Live unless its name is typed)."""
     reporter = reporter or NullReporter()
     require_typed_name(service, confirm_name, "neutralize")

@@ -321,18 +321,25 @@ class ServiceActions:
         dialog = ConfirmDialog(
             f"Delete {service.type.label} service {service.name}?", message, confirm="Delete",
             type_to_confirm=service.name if live else None,
+            option="Back up before deleting (nothing is deleted if the backup fails)",
+            option_value=service.type.rules.backups_default,
         )
-        self.app.push_screen(dialog, lambda ok: self._delete(service) if ok else None)
+        self.app.push_screen(
+            dialog, lambda ok: self._delete(service, backup=dialog.option_checked) if ok else None)
 
-    def _delete(self, service: Service) -> None:
+    def _delete(self, service: Service, *, backup: bool = False) -> None:
         app = self.havsh
         secrets, audit = self._secrets(), self._audit()
 
         def call() -> list[str]:
             from havsh_tui.ops import services as ops
+            from havsh_tui.ops.backup import backup_offer
 
+            offer = (backup_offer(app.inventory, secrets, app.pool, audit=audit)
+                     if backup else None)
             return ops.delete_service(app.inventory, secrets, app.pool, service,
-                                      confirm_name=service.name, audit=audit)
+                                      confirm_name=service.name, audit=audit,
+                                      backup_offer=offer)
 
         self.run_service_op(
             "delete", f"Delete {service.name}", service, call,

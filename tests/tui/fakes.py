@@ -181,10 +181,12 @@ def install(patch: Patch, *, delay: float = 0.0) -> Calls:
         return services_ops.NeutralizeCheck(True, 0, 1, 0)
 
     def delete_service(inventory, secret_store, pool, service, *, confirm_name=None,
-                       reporter=None, audit=None):
+                       reporter=None, audit=None, backup_offer=None):
         calls.log.append(("delete", (service.key, confirm_name)))
         _raise_if(calls, "delete")
         services_ops.require_typed_name(service, confirm_name, "delete")
+        if backup_offer is not None:
+            calls.log.append(("delete-backup", service.key))
         inventory.remove_service(service.host, service.name)
         return [f"container havsh-{service.name}", f"volume havsh-{service.name}-data"]
 
