@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import weakref
 from dataclasses import asdict, dataclass, field
@@ -9,14 +10,14 @@ from dataclasses import asdict, dataclass, field
 import docker.errors
 
 from havsh_tui.core.names import LABEL_MANAGED
-from havsh_tui.remote.docker_api import DockerUnavailable
+from havsh_tui.remote.docker_api import DockerUnavailable, EngineGet, SSHDockerAdapter
 from havsh_tui.remote.hosts import HostSession
 from havsh_tui.remote.ssh import RemoteError
 
 __all__ = [
     "AddedHost", "DockerUnavailable", "HostHealth", "HostInUse", "OpsError", "add_host",
     "check_host", "connect_and_verify", "docker_info", "forget_host_key", "remove_host",
-    "update_host",
+    "take_polled_rows", "update_host",
 ]
 
 # One constant script, with the docker root as "$1": nothing the user typed is pasted in.
@@ -74,7 +75,8 @@ class HostHealth:
     disk_free: int | None = None
     disk_total: int | None = None
     managed_containers: int | None = None
-    #: A Docker API round trip (``/_ping`` over a pooled channel), in ms.
+    #: A Docker API round trip (the poll's labelled containers list over a kept
+    #: channel), in ms.
     rtt_ms: float | None = None
     #: An SSH round trip (a keepalive and its answer), in ms.
     ssh_rtt_ms: float | None = None
@@ -124,10 +126,28 @@ def docker_info(session: HostSession) -> dict:
 
 
 def _api_get(client, path: str, timeout: float, **params):
-    """One GET with its own timeout (the client's default is the long command timeout)."""
+    """One GET with its own timeout (the client's default is the long command timeout):
+    over the poller's lean channel (EngineGet) when the client is ours, else the SDK."""
+    getter = _engine_get(client)
+    if getter is not None:
+        return getter.json(path, params or None, timeout=timeout)
     api = client.api
     resp = api.get(api._url(path), params=params or None, timeout=timeout)
     return api._result(resp, json=True)
+
+
+#: The poller's lean GET (one kept channel, HTTP by hand) per docker client.
+_GETTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _engine_get(client) -> EngineGet | None:
+    getter = _GETTERS.get(client)
+    if getter is None:
+        adapter = getattr(client.api, "_custom_adapter", None)
+        if not isinstance(adapter, SSHDockerAdapter):
+            return None
+        getter = _GETTERS[client] = EngineGet(adapter, client.api._version)
+    return getter
 
 
 #: The engine's /version per docker client, re-read only when /info's ServerVersion moves.
@@ -139,6 +159,25 @@ _INFOS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 INFO_TTL = 60.0
 #: Open /proc files per SFTP client: each poll re-reads them from offset 0 (one request).
 _PROC_FILES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: The path whose statvfs worked per SFTP client (the docker root or a parent of it).
+_STAT_PATHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: The labelled containers a check_host just listed, per session, for poll_statuses to
+#: take (one list call serves both): (time.monotonic(), rows).
+_POLLED_ROWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: How old those rows may be to stand for a new list call.
+POLLED_ROWS_TTL = 2.0
+
+
+def take_polled_rows(session) -> list[dict] | None:
+    """The managed containers listed by the check_host of ``session`` just before, once
+    (None when there was none, or it is older than POLLED_ROWS_TTL)."""
+    try:
+        got = _POLLED_ROWS.pop(session, None)
+    except TypeError:  # a session that cannot be weakly referenced (a test's fake)
+        return None
+    if got is None or time.monotonic() - got[0] > POLLED_ROWS_TTL:
+        return None
+    return got[1]
 
 
 def _engine_info(client, timeout: float) -> dict:
@@ -150,11 +189,16 @@ def _engine_info(client, timeout: float) -> dict:
     return info
 
 
-def _read_proc(sftp, path: str) -> str:
+def _proc_handle(sftp, path: str):
     files = _PROC_FILES.setdefault(sftp, {})
     fh = files.get(path)
     if fh is None:
         fh = files[path] = sftp.open(path)
+    return fh
+
+
+def _read_proc(sftp, path: str) -> str:
+    fh = _proc_handle(sftp, path)
     fh.seek(0)
     return fh.read(32768).decode()
 
@@ -180,6 +224,33 @@ def _parse_stats(loadavg: str, meminfo: str) -> dict:
     return out
 
 
+def _pipelined_stats(sftp, stat_path: str) -> dict:
+    """Both /proc reads and the statvfs sent at once and answered in one round trip (sftp
+    servers answer in order), one request each: a /proc file is read whole by one READ."""
+    from paramiko import sftp as psftp
+
+    from havsh_tui.remote.ssh import parse_statvfs
+
+    handles = [_proc_handle(sftp, p).handle for p in ("/proc/loadavg", "/proc/meminfo")]
+    nums = [sftp._async_request(type(None), psftp.CMD_READ, h, psftp.int64(0), 32768)
+            for h in handles]
+    nstat = sftp._async_request(type(None), psftp.CMD_EXTENDED, "statvfs@openssh.com",
+                                stat_path)
+    texts = []
+    for num in nums:
+        t, msg = sftp._read_response(num)
+        if t != psftp.CMD_DATA:
+            raise RemoteError(f"read of a /proc file: unexpected SFTP reply {t}")
+        texts.append(msg.get_string().decode())
+    t, msg = sftp._read_response(nstat)
+    if t != psftp.CMD_EXTENDED_REPLY:
+        raise RemoteError(f"statvfs of {stat_path}: unexpected SFTP reply {t}")
+    fs = parse_statvfs(msg)
+    stats = _parse_stats(texts[0], texts[1])
+    stats.update(disk_total=fs["total"], disk_free=fs["free"])
+    return stats
+
+
 def _host_stats(session: HostSession, root: str, left) -> dict:
     """Load, memory and the docker root's disk. Over SFTP (a channel kept open: two small
     reads and a statvfs, no shell, so no login scripts on the host); by a command when the
@@ -188,6 +259,15 @@ def _host_stats(session: HostSession, root: str, left) -> dict:
 
     try:
         sftp = session.sftp(timeout=left(10))
+        stat_path = _STAT_PATHS.get(sftp)
+        if stat_path is not None:
+            try:
+                return _pipelined_stats(sftp, stat_path)
+            except (OSError, RemoteError, ValueError, IndexError, EOFError):
+                if not session.ssh.is_connected:
+                    raise
+                _STAT_PATHS.pop(sftp, None)
+                _PROC_FILES.pop(sftp, None)  # the step by step way below, from scratch
         stats = _parse_stats(_read_proc(sftp, "/proc/loadavg"), _read_proc(sftp, "/proc/meminfo"))
         for path in (root, root.rsplit("/", 1)[0] or "/", "/"):
             try:
@@ -195,9 +275,10 @@ def _host_stats(session: HostSession, root: str, left) -> dict:
             except (OSError, RemoteError):
                 continue  # not ours to stat (a user outside the docker group): the parent
             stats.update(disk_total=fs["total"], disk_free=fs["free"])
+            _STAT_PATHS[sftp] = path
             break
         return stats
-    except (OSError, RemoteError, ValueError, IndexError) as exc:
+    except (OSError, RemoteError, ValueError, IndexError, EOFError) as exc:
         if not session.ssh.is_connected:
             raise
         first_error = exc
@@ -213,15 +294,23 @@ def _host_stats(session: HostSession, root: str, left) -> dict:
                          f"command: {err.decode(errors='replace').strip() or rc})"}
 
 
+#: The list call of every poll: all our containers (any role), with their labels.
+_MANAGED_FILTER = json.dumps({"label": [LABEL_MANAGED]})
+
+
 def check_host(session: HostSession, timeout: float = POLL_TIMEOUT) -> HostHealth:
     """Poll one host: engine, CPU, load, memory, disk of the docker root, our containers, RTT.
+
+    Per poll: one Docker API call (the labelled containers list, which also proves the
+    engine answers and gives ``rtt_ms``; ``poll_statuses`` right after reuses its rows), one
+    SFTP round trip (load, memory, disk) and one SSH keepalive (``ssh_rtt_ms``). The
+    engine's /info and /version are re-read every INFO_TTL seconds (a version change shows
+    at the latest then).
 
     It never raises and never hangs: connecting is bounded by the connect timeout, and each
     call here by what is left of ``timeout``. A failure is a HostHealth with
     ``reachable=False``, its message and its kind.
     """
-    import json
-
     name = session.host.name
     started = time.monotonic()
     deadline = started + timeout
@@ -234,12 +323,14 @@ def check_host(session: HostSession, timeout: float = POLL_TIMEOUT) -> HostHealt
         ssh.client()
         client = session.docker()
         t0 = time.monotonic()
-        client.api.get(client.api._url("/_ping"), timeout=left(5)).raise_for_status()
+        managed = _api_get(client, "/containers/json", left(5), all=1, filters=_MANAGED_FILTER)
         rtt = (time.monotonic() - t0) * 1000
+        try:
+            _POLLED_ROWS[session] = (time.monotonic(), managed)
+        except TypeError:
+            pass
         info = _engine_info(client, left(10))
         version = _engine_version(client, info, left(10))
-        managed = _api_get(client, "/containers/json", left(10), all=1,
-                           filters=json.dumps({"label": [LABEL_MANAGED]}))
         root = info.get("DockerRootDir") or "/var/lib/docker"
         stats = _host_stats(session, root, left)
         # Last: right after a connect the first answer can wait for a delayed ACK.

@@ -44,11 +44,21 @@ class ObservedService:
 
 def observe_host(client) -> dict[str, ObservedService]:
     """The managed Odoo containers of one host, by service slug: a single API call."""
-    found: dict[str, ObservedService] = {}
     rows = client.api.containers(
         all=True,
         filters={"label": [f"{names.LABEL_MANAGED}=1", f"{names.LABEL_ROLE}=odoo"]},
     )
+    return observed_from_rows(rows)
+
+
+def _is_odoo(row: dict) -> bool:
+    labels = row.get("Labels") or {}
+    return labels.get(names.LABEL_MANAGED) == "1" and labels.get(names.LABEL_ROLE) == "odoo"
+
+
+def observed_from_rows(rows: list[dict]) -> dict[str, ObservedService]:
+    """The services in rows of a containers list (the Docker API's /containers/json)."""
+    found: dict[str, ObservedService] = {}
     for row in rows:
         labels = row.get("Labels") or {}
         slug = labels.get(names.LABEL_SERVICE)
@@ -74,8 +84,34 @@ def observe_host(client) -> dict[str, ObservedService]:
     return found
 
 
+def statuses_from_rows(rows: list[dict]) -> dict[str, ServiceStatus]:
+    """Each service's status from the rows of any list of our containers (the rows of
+    other roles are left out, as observe_host's label filter does)."""
+    out: dict[str, ServiceStatus] = {}
+    for row in rows:
+        if not _is_odoo(row):
+            continue
+        labels = row["Labels"]
+        slug = labels.get(names.LABEL_SERVICE)
+        if not slug:
+            continue
+        try:
+            ServiceType(labels.get(names.LABEL_TYPE, ""))
+        except ValueError:
+            continue
+        out[slug] = _STATE.get(row.get("State", ""), ServiceStatus.UNKNOWN)
+    return out
+
+
 def poll_statuses(session) -> dict[str, ServiceStatus]:
-    """Live status of every service on a host, for the dashboard (one docker call)."""
+    """Live status of every service on a host, for the dashboard. No call of its own when
+    ``check_host`` just listed the host's containers (the poller calls both in turn);
+    else one docker call."""
+    from havsh_tui.ops.hosts import take_polled_rows
+
+    rows = take_polled_rows(session)
+    if rows is not None:
+        return statuses_from_rows(rows)
     return {slug: o.status for slug, o in observe_host(session.docker()).items()}
 
 
@@ -117,7 +153,8 @@ def rescan_host(inventory, pool, host, audit=None) -> RescanResult:
             inventory.upsert_service(Service(
                 name=slug, host=host.name, type=o.type, odoo_version=o.odoo_version,
                 image=o.image, status=o.status, database=names.database_name(slug),
-                source=o.source, source_host=o.source_host, pr=o.pr, created_at=(o.created or utcnow()),
+                source=o.source, source_host=o.source_host, pr=o.pr,
+                created_at=(o.created or utcnow()),
                 container_id=o.container_id,
             ))
             result.adopted.append(slug)

@@ -1236,6 +1236,11 @@ def sftp_statvfs(sftp: paramiko.SFTPClient, path: str) -> dict[str, int]:
     t, msg = sftp._request(paramiko.sftp.CMD_EXTENDED, "statvfs@openssh.com", path)
     if t != paramiko.sftp.CMD_EXTENDED_REPLY:
         raise RemoteError(f"statvfs of {path}: unexpected SFTP reply {t}")
+    return parse_statvfs(msg)
+
+
+def parse_statvfs(msg: paramiko.Message) -> dict[str, int]:
+    """The fields of a ``statvfs@openssh.com`` reply (see sftp_statvfs)."""
     names = ("bsize", "frsize", "blocks", "bfree", "bavail", "files", "ffree", "favail",
              "fsid", "flag", "namemax")
     v = {n: msg.get_int64() for n in names}
