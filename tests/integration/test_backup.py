@@ -308,26 +308,63 @@ def test_bad_backups_are_refused_before_anything_is_stopped(inventory, secret_st
 
 
 class _CutSSH(RecordingReporter):
-    """Drops the TCP connection under havsh's SSH session, once, a moment into a step: the
-    way a network cut looks from here (sshd on the host sees the connection die)."""
+    """Drops the TCP connection under havsh's SSH session, once: the way a network cut looks
+    from here (sshd on the host sees the connection die).
 
-    def __init__(self, pool, host, step: str, delay: float = 0.5) -> None:
+    With ``job``, the cut comes right after the job container of that purpose (``load``)
+    has started on the host, before havsh's first look at it: deterministic, however fast
+    the job is (a timer into the step could fire after a short load had already finished,
+    and the cut then hit no job at all). The host then stays out of reach for ``outage``
+    seconds (reconnects fail, as during a real network cut; a bare socket close is undone
+    by the next request's reconnect, silently), so havsh's wait for the job has to notice,
+    say so and retry. Else ``delay`` seconds into the step ``step``."""
+
+    def __init__(self, pool, host, step: str = "", delay: float = 0.5, *, job: str = "",
+                 outage: float = 3.0, monkeypatch=None) -> None:
         super().__init__()
         self.pool, self.host, self.target, self.delay = pool, host, step, delay
         self.cut_done = False
+        if job:
+            from havsh_tui.ops.backup import jobs
+
+            original = jobs.HostJob.start
+
+            def start(this):
+                started = original(this)
+                if this.purpose == job and not self.cut_done:
+                    self.cut_done = True
+                    self._cut(outage)
+                return started
+
+            monkeypatch.setattr(jobs.HostJob, "start", start)
 
     def step(self, name, state, detail=""):
         super().step(name, state, detail)
-        if name == self.target and state == "running" and not self.cut_done:
+        if self.target and name == self.target and state == "running" and not self.cut_done:
             self.cut_done = True
             import threading
 
             threading.Timer(self.delay, self._cut).start()
 
-    def _cut(self):
+    def _cut(self, outage: float = 0.0):
         import socket
+        import time
 
-        sock = self.pool.session(self.host).ssh.transport().sock
+        from havsh_tui.remote.ssh import HostUnreachable
+
+        conn = self.pool.session(self.host).ssh
+        if outage > 0:
+            until = time.monotonic() + outage
+            real = conn._connect
+
+            def refused(*a, **kw):
+                if time.monotonic() < until:
+                    raise HostUnreachable(f"{self.host.name}: network cut (test)")
+                conn._connect = real
+                return real(*a, **kw)
+
+            conn._connect = refused
+        sock = conn.transport().sock
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -338,7 +375,7 @@ class _CutSSH(RecordingReporter):
 @pytest.mark.slow
 def test_ssh_cut_mid_restore_finishes_or_rolls_back_and_says_which(inventory, secret_store, pool,
                                                                    host_a, cleanup, bk_dirs,
-                                                                   sql):
+                                                                   sql, monkeypatch):
     cleanup.add(N("bk-cut"))
     svc = _create(inventory, secret_store, pool, N("bk-cut"))
     _add_data(pool, host_a, svc, rows=20000, files=60)
@@ -347,10 +384,10 @@ def test_ssh_cut_mid_restore_finishes_or_rolls_back_and_says_which(inventory, se
     _add_data(pool, host_a, svc, rows=10, files=1)
     first_connect = pool.session(host_a).ssh.connected_at
 
-    rep = _CutSSH(pool, host_a, "load")
+    rep = _CutSSH(pool, host_a, job="load", monkeypatch=monkeypatch)
     result = bk.restore_backup(inventory, secret_store, pool, bk.RestoreSpec(
         backup_id=record.id, service=N("bk-cut")), rep)
-    assert rep.cut_done
+    assert rep.cut_done, "the load job never started"
     assert pool.session(host_a).ssh.connected_at != first_connect, "the connection was not cut"
     assert any("dropped" in a[0] for k, a in rep.events if k == "warning")
     # The load went on on the host; havsh reconnected and finished: fully restored.

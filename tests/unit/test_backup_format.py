@@ -43,6 +43,18 @@ pytestmark = pytest.mark.skipif(
 
 P = 0x04C11DB7
 M32 = 0xFFFFFFFF
+HAVE_PERL_ZLIB = shutil.which("perl") is not None and subprocess.run(
+    ["perl", "-MCompress::Raw::Zlib", "-e", "1"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(autouse=True, params=["perl", "cksum"])
+def crc_route(request, monkeypatch):
+    """Every test both ways: CRCs from perl's zlib (Debian's postgres images have it) and
+    from the cksum arithmetic (images without perl)."""
+    if request.param == "perl" and not HAVE_PERL_ZLIB:
+        pytest.skip("no perl with Compress::Raw::Zlib here")
+    monkeypatch.setenv("HV_PERL", "1" if request.param == "perl" else "0")
+    return request.param
 
 
 def sh(script: str, *args: str, env: dict | None = None, cwd: Path | None = None) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from havsh_tui.ops.backup.jobs import HostJob, error_line, postgres_image, result_json
+from havsh_tui.ops.backup.jobs import HostJob, error_line, job_image, result_json
 from havsh_tui.ops.backup.model import (
     BackupError,
     BackupRecord,
@@ -110,7 +110,7 @@ class HostDirectory:
             stdin: bool = False, stream: bool = False, env: dict | None = None) -> HostJob:
         session = self.session()
         return HostJob(
-            session, postgres_image(session.docker()), "store.sh", args, service=service,
+            session, job_image(session, self.reporter), "store.sh", args, service=service,
             purpose=purpose,
             binds={self.root: {"bind": "/out", "mode": "ro" if read_only else "rw"}},
             env=env or {}, stdin=stdin, stream=stream, reporter=self.reporter)

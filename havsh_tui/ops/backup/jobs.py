@@ -27,6 +27,7 @@ import urllib3
 
 from havsh_tui.core import names
 from havsh_tui.ops.hosts import OpsError
+from havsh_tui.ops.images import ensure_image
 from havsh_tui.ops.reporter import NullReporter, Reporter
 from havsh_tui.ops.streams import frames, raw_socket, shutdown_write
 from havsh_tui.remote.ssh import HostUnreachable
@@ -98,6 +99,20 @@ def postgres_image(client) -> str:
     except docker.errors.NotFound:
         raise OpsError(f"{names.POSTGRES_CONTAINER} is not on this host: bootstrap it first "
                        "(creating a service does)") from None
+
+
+def job_image(session, reporter: Reporter | None = None) -> str:
+    """The image of a job that needs only shell tools (a destination's list, receive, send
+    or delete): havsh-postgres's when the host has one, else the host's configured PostgreSQL
+    image, pulled if missing. A host that only keeps backups needs no havsh-postgres."""
+    client = session.docker()
+    try:
+        return client.api.inspect_container(names.POSTGRES_CONTAINER)["Config"]["Image"]
+    except docker.errors.NotFound:
+        pass
+    image = session.host.postgres_image
+    ensure_image(client, session.host.name, image, reporter)
+    return image
 
 
 def error_line(stderr: str) -> str:

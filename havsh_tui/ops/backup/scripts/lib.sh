@@ -149,6 +149,35 @@ hv_crc_file() {
   hv_crc_from_cksum "$1" "$2"
 }
 
+# -- CRC-32 with perl, when the image has it --------------------------------------------------
+# Debian's postgres images have perl and its Compress::Raw::Zlib (postgresql-common is perl):
+# zlib's CRC-32 in C, at GB/s, one process for any number of files. It is only a shortcut:
+# without it (HV_PERL=0 forces that), the cksum route above gives the same CRCs.
+hv_perl_ok() {
+  if [ -z "${HV_PERLOK:-}" ]; then
+    HV_PERLOK=0
+    if [ "${HV_PERL:-1}" = 1 ] && perl -MCompress::Raw::Zlib -e 1 > /dev/null 2>&1; then
+      HV_PERLOK=1
+    fi
+  fi
+  [ "$HV_PERLOK" = 1 ]
+}
+# Lines "KEY PATH" on stdin -> "KEY CRC SIZE" on stdout, "KEY - -" for a file it cannot read.
+HV_PERL_CRCS='use Compress::Raw::Zlib;
+while (my $l = <STDIN>) {
+  chomp $l; my ($k, $f) = split(/ /, $l, 2); my ($c, $n, $b, $r) = (0, 0);
+  if (open(my $h, "<:raw", $f)) {
+    while ($r = sysread($h, $b, 1048576)) { $c = Compress::Raw::Zlib::crc32($b, $c); $n += $r }
+    close $h;
+    if (defined $r) { print "$k $c $n\n"; next }
+  }
+  print "$k - -\n";
+}'
+# stdin -> "CRC SIZE"
+HV_PERL_CRC_STREAM='use Compress::Raw::Zlib; binmode STDIN; my ($c, $n, $b, $r) = (0, 0);
+while ($r = sysread(STDIN, $b, 1048576)) { $c = Compress::Raw::Zlib::crc32($b, $c); $n += $r }
+defined $r or exit 1; print "$c $n\n";'
+
 # -- bytes ------------------------------------------------------------------------------------
 # The bytes of a header are built as printf octal escapes in HV_B, with their count and sum
 # in HV_POS and HV_SUM (a tar header's checksum is the sum of its bytes). When HV_POS reaches
@@ -351,7 +380,11 @@ zip_add_stream() {
     { "$@"; echo $? > "$HV_TMP/status"; } | tee "$HV_TMP/fifo" | gzip -1 -n >> "$HV_ZIP"
     _gz=$?
   else
-    tr '\000-\377' "$HV_BITREV" < "$HV_TMP/fifo" | cksum > "$HV_TMP/count" &
+    if hv_perl_ok; then
+      perl -e "$HV_PERL_CRC_STREAM" < "$HV_TMP/fifo" > "$HV_TMP/count" &
+    else
+      tr '\000-\377' "$HV_BITREV" < "$HV_TMP/fifo" | cksum > "$HV_TMP/count" &
+    fi
     _bg=$!
     { "$@"; echo $? > "$HV_TMP/status"; } | tee "$HV_TMP/fifo" >> "$HV_ZIP"
     _gz=$?
@@ -380,8 +413,8 @@ zip_add_stream() {
     hv_cd_add "$_crc" "$_csize" "$_usize" $(( _start - 30 - _n - 34 )) 8 8 "$_name"
   else
     read -r _ck _usize < "$HV_TMP/count"
-    [ $(( _end - _start )) -eq "$_usize" ] || hv_die "size mismatch in $_name"
-    hv_crc_from_cksum "$_ck" "$_usize"
+    [ $(( _end - _start )) -eq "${_usize:--1}" ] || hv_die "size mismatch in $_name"
+    if hv_perl_ok; then HV_CRC=$_ck; else hv_crc_from_cksum "$_ck" "$_usize"; fi
     _lho=$(( _start - 30 - _n - 20 ))
     # Patch the CRC and the zip64 sizes into the local header.
     hv_reset; hv_le32 "$HV_CRC"
@@ -504,6 +537,19 @@ zip_add_filestore() {
       HVF_TAR=0; break
     fi
   done < "$HV_TMP/fs.list"
+  # With perl, the CRCs of all the files not in the cache in one process, as if cached.
+  if hv_perl_ok; then
+    awk '$4 == "-" { print NR, $5 }' "$HV_TMP/fs.list" | (cd "$HVF_DIR" && perl -e "$HV_PERL_CRCS") \
+      > "$HV_TMP/crc.perl" || hv_die "cannot read the files of $HVF_DIR"
+    awk -v crcs="$HV_TMP/crc.perl" '
+         BEGIN { while ((getline line < crcs) > 0) {
+                   split(line, f, " "); if (f[2] != "-") { crc[f[1]] = f[2]; size[f[1]] = f[3] } } }
+         $4 == "-" && (FNR in crc) && size[FNR] == $1 {
+           rest = $0; for (i = 0; i < 4; i++) sub(/^[^ ]+ /, "", rest)
+           print $1, $2, $3, crc[FNR], rest; next }
+         { print }' "$HV_TMP/fs.list" > "$HV_TMP/fs.perl" \
+      && mv "$HV_TMP/fs.perl" "$HV_TMP/fs.list" || hv_die "cannot write $HV_TMP"
+  fi
   # The bit-reversed copies that cksum reads, and the headers, go to memory (/dev/shm) when
   # there is room.
   HVF_CRC=$(mktemp -d /dev/shm/havsh-crc.XXXXXX 2> /dev/null) || HVF_CRC=$HV_TMP
