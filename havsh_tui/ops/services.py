@@ -482,7 +482,7 @@ def enable_backups(inventory, secret_store, pool, service: Service, reporter: Re
     except Exception as exc:  # noqa: BLE001 - the service is made; say what is missing
         reporter.warning(
             f"{service.name} is created, but its daily backups could not be scheduled: {exc}"
-            f" (`havsh backup schedule {service.name} host daily` sets them up)")
+            f" (`havsh backup schedule {service.name} --frequency daily` sets them up)")
         return
     if policy is not None:
         scheduled = [d for d in policy.destinations if d.scheduled]

@@ -51,7 +51,7 @@ def test_live_on_a_demo_on_b_full_lifecycle(inventory, secret_store, pool, host_
     live = ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
         name="erp-prod", host="hosta", type=ServiceType.LIVE, odoo_version="17.0",
         image="havsh-test/odoo:17.0", config={"workers": "0"}), rep)
-    demo = ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
+    ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
         name="showroom", host="hostb", type=ServiceType.DEMO, odoo_version="17.0",
         image="havsh-test/odoo:17.0"))
     assert live.service.status is ServiceStatus.RUNNING
@@ -195,3 +195,55 @@ def test_unreachable_host_at_create(inventory, secret_store, pool, host_a):
             name="nowhere", host="deadhost", type=ServiceType.TEST))
     assert "refused" in str(info.value)
     assert inventory.get_service("nowhere", host="deadhost").status is ServiceStatus.FAILED
+
+
+# -- leftovers of a cut restore -----------------------------------------------------------------
+@pytest.fixture
+def _w3_extra_databases(cleanup, testbed):
+    """wipe_service drops the service's own database only: drop w3-left's leftovers too
+    (before its role goes), should the test fail before its delete."""
+    cleanup.add("w3-left")
+    yield
+    for h in testbed.hosts.values():
+        client = docker.DockerClient(base_url=f"unix://{h.docker_socket}", version="1.41")
+        try:
+            sql = "".join(f'DROP DATABASE IF EXISTS "w3_left__{s}" WITH (FORCE);\n'
+                          for s in ("restore", "old"))
+            client.containers.get("havsh-postgres").exec_run(
+                ["sh", "-c", 'printf "%s" "$1" | psql -X -q -U postgres', "sh", sql],
+                user="postgres")
+        except docker.errors.NotFound:
+            pass
+        finally:
+            client.close()
+
+
+@pytest.mark.usefixtures("_w3_extra_databases")
+def test_delete_drops_the_leftovers_of_a_cut_restore(inventory, secret_store, pool, host_a,
+                                                     testbed, sql):
+    from havsh_tui.ops.bootstrap import psql
+
+    svc = ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
+        name="w3-left", host="hosta", type=ServiceType.TEST, image="havsh-test/odoo:17.0",
+    )).service
+    client = pool.session(host_a).docker()
+    # What a restore cut between its load and its last step leaves: <db>__restore (the
+    # loaded copy) and <db>__old (the data swapped out), both owned by the service's role.
+    for suffix in ("__restore", "__old"):
+        psql(client, "CREATE DATABASE :\"db\" OWNER :\"role\" TEMPLATE template0;\n",
+             variables={"db": "w3_left" + suffix, "role": "havsh_w3_left"})
+    # A namesake that only starts the same is not the service's: it stays.
+    psql(client, "CREATE DATABASE :\"db\" TEMPLATE template0;\n",
+         variables={"db": "w3_left__other"})
+    try:
+        removed = ops.delete_service(inventory, secret_store, pool, svc)
+        assert {"database w3_left", "database w3_left__restore", "database w3_left__old",
+                "role havsh_w3_left"} <= set(removed)
+        left = sql(host_a, "SELECT datname FROM pg_database WHERE datname LIKE 'w3_left%' "
+                           "ORDER BY 1;")
+        assert left == [["w3_left__other"]]
+        assert _leftovers(testbed, host_a, "w3-left", sql) == ([], [], [], [])
+        # Twice is safe: nothing left to drop.
+        assert ops.drop_database_and_role(client, "w3-left") == []
+    finally:
+        psql(client, "DROP DATABASE IF EXISTS :\"db\";\n", variables={"db": "w3_left__other"})
