@@ -231,7 +231,11 @@ def service_neutralize(ctx: Context, name, confirm_name) -> None:
                    "nothing is deleted. Default: on for a Live service, off otherwise.")
 @json_option
 def service_rm(ctx: Context, name, yes, confirm_name, backup) -> None:
-    """Delete a service: its container, database, role and volume."""
+    """Delete a service: its container, database, role and volume.
+
+    A Live service is backed up first (a safety backup to its primary destination) unless
+    --no-backup; any other with --backup. If that backup fails, nothing is deleted. With
+    --json, "backup" says where it went (HOST:PATH, or null)."""
     from havsh_tui.ops.services import delete_service
 
     s = resolve_service(ctx, name)

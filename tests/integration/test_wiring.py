@@ -21,7 +21,7 @@ from havsh_tui.ops.reporter import RecordingReporter
 
 IMAGE = "havsh-test/odoo:17.0"
 #: Every slug this file makes (prefix w3-: unique to this file).
-SLUGS = ("w3-live", "w3-plain", "w3-warn", "w3-cli-live", "w3-cli-test", "w3-cli-nobk",
+SLUGS = ("w3-live", "w3-copy", "w3-plain", "w3-warn", "w3-cli-live", "w3-cli-test", "w3-cli-nobk",
          "w3-conf")
 
 pytestmark = pytest.mark.usefixtures("clean_hosts")
@@ -103,6 +103,17 @@ def test_a_new_live_service_gets_daily_backups_and_a_delete_forgets_them(
         assert status["running"]
         mine = [ln.split()[5] for ln in status["schedules"]]
         assert mine == ["w3-live"], status["schedules"]
+
+        # A Copy of the Live service (made by ops/copy, not create_service) gets none.
+        from havsh_tui.ops import copy as cp
+
+        copied = cp.copy_service(inventory, secret_store, pool, cp.CopySpec(
+            source_host="hostb", source="w3-live", name="w3-copy"))
+        assert copied.type is ServiceType.COPY
+        assert inventory.get_value(policy_key("hostb", "w3-copy")) is None
+        mine = [ln.split()[5] for ln in bk.scheduler_status(pool, host_b)["schedules"]]
+        assert mine == ["w3-live"]
+        ops.delete_service(inventory, secret_store, pool, copied)
 
         # Deleting the Live service drops its policy and takes it out of the scheduler
         # (no schedule of this inventory is left on B: the container goes).
