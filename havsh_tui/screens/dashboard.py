@@ -330,13 +330,20 @@ class ServiceActions:
     def _delete(self, service: Service, *, backup: bool = False) -> None:
         app = self.havsh
         secrets, audit = self._secrets(), self._audit()
+        made: list[Any] = []  # the safety backup's record, once taken
 
         def call() -> list[str]:
             from havsh_tui.ops import services as ops
             from havsh_tui.ops.backup import backup_offer
 
-            offer = (backup_offer(app.inventory, secrets, app.pool, audit=audit)
-                     if backup else None)
+            offer = None
+            if backup:
+                safety = backup_offer(app.inventory, secrets, app.pool, audit=audit)
+
+                def offer(target: Service) -> Any:
+                    made.append(safety(target))
+                    return made[-1]
+
             return ops.delete_service(app.inventory, secrets, app.pool, service,
                                       confirm_name=service.name, audit=audit,
                                       backup_offer=offer)
@@ -344,7 +351,8 @@ class ServiceActions:
         self.run_service_op(
             "delete", f"Delete {service.name}", service, call,
             lambda removed: f"Deleted {service.name}: "
-                            + (", ".join(removed) or "nothing was left on the host") + ".",
+                            + (", ".join(removed) or "nothing was left on the host") + "."
+                            + (f" Safety backup: {made[0].where}." if made else ""),
         )
 
     def action_copy_service(self) -> None:

@@ -126,3 +126,66 @@ def test_snapshot_delete_test_service_unchecked(snap_compare, app: Any):
         await steady(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+class _Record:
+    where = "alpha:/var/lib/havsh/backups/erp-prod/erp-prod_20250601T120000Z_safety.zip"
+
+
+@pytest.fixture
+def offered(monkeypatch: pytest.MonkeyPatch, calls: Calls) -> list[str]:
+    """A delete that runs its ``backup_offer`` first, as ops.services.delete_service does,
+    with a fake ops.backup.backup_offer (fails for a service named in ``calls.fail``)."""
+    from havsh_tui.ops import backup as bk
+    from havsh_tui.ops import services as services_ops
+
+    taken: list[str] = []
+
+    def backup_offer(inventory, secret_store, pool, *, dest=None, reporter=None, audit=None):
+        def offer(service):
+            if calls.fail.get("backup"):
+                raise calls.fail["backup"]
+            taken.append(service.name)
+            return _Record()
+
+        return offer
+
+    fake_delete = services_ops.delete_service
+
+    def delete_service(inventory, secret_store, pool, service, *, backup_offer=None, **kw):
+        if backup_offer is not None:
+            backup_offer(service)
+        return fake_delete(inventory, secret_store, pool, service, backup_offer=backup_offer,
+                           **kw)
+
+    monkeypatch.setattr(bk, "backup_offer", backup_offer)
+    monkeypatch.setattr(services_ops, "delete_service", delete_service)
+    return taken
+
+
+async def test_the_notice_says_where_the_safety_backup_went(app: Any, calls: Calls,
+                                                           offered: list[str]):
+    async with app.run_test(size=SIZE) as pilot:
+        await open_delete(pilot, "erp-prod")
+        await pilot.press(*"erp-prod", "enter")
+        await op_done(pilot, "erp-prod")
+        assert offered == ["erp-prod"]
+        messages = [n.message for n in app._notifications]
+        assert any(m.startswith("Deleted erp-prod: ") and m.endswith(
+            f"Safety backup: {_Record.where}.") for m in messages), messages
+
+
+async def test_a_failed_safety_backup_deletes_nothing(app: Any, calls: Calls,
+                                                      offered: list[str]):
+    from havsh_tui.ops.backup import BackupError
+
+    calls.fail["backup"] = BackupError("the backup of erp-prod failed: disk full")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_delete(pilot, "erp-prod")
+        await pilot.press(*"erp-prod", "enter")
+        await op_done(pilot, "erp-prod")
+        assert offered == [] and calls.of("delete") == []
+        # The user is told why (the app's failure handler), and the service is still listed.
+        await wait_for(pilot, lambda: any("disk full" in n.message
+                                          for n in app._notifications), what="the error")
+        assert "erp-prod" in {s.name for s in dashboard(app).table.services}
