@@ -57,6 +57,9 @@ def test_live_on_a_demo_on_b_full_lifecycle(inventory, secret_store, pool, host_
     assert live.service.status is ServiceStatus.RUNNING
     assert [s for s, st in rep.steps() if st == "done"][-3:] == ["container", "start", "health"]
     assert live.generated_password and len(live.admin_password) >= 12
+    # A Live service gets daily backups on its host; the Demo one none.
+    assert "erp-prod" in _scheduled(pool, host_a)
+    assert "showroom" not in _scheduled(pool, host_b)
 
     # The database, with demo rows only in the Demo service.
     live_partners = int(sql(host_a, "SELECT count(*) FROM res_partner;", "erp_prod")[0][0])
@@ -126,6 +129,25 @@ def test_live_on_a_demo_on_b_full_lifecycle(inventory, secret_store, pool, host_
     assert _leftovers(testbed, host_a, "erp-prod", sql) == ([], [], [], [])
     assert _leftovers(testbed, host_b, "showroom", sql) == ([], [], [], [])
     assert not {s.name for s in fresh.list_services()} & {"erp-prod", "showroom"}
+    # The lost inventory held erp-prod's backup policy, so this delete could not take it
+    # out of A's scheduler: remove the scheduler here if erp-prod is all it runs.
+    _drop_scheduler_of(testbed, pool, host_a, "erp-prod")
+
+
+def _scheduled(pool, host) -> list[str]:
+    from havsh_tui.ops.backup import scheduler_status
+
+    return [line.split()[5] for line in scheduler_status(pool, host)["schedules"]]
+
+
+def _drop_scheduler_of(testbed, pool, host, slug) -> None:
+    from havsh_tui.ops.backup import SCHEDULER_CONTAINER
+
+    if set(_scheduled(pool, host)) == {slug}:
+        try:
+            _local(testbed, host).containers.get(SCHEDULER_CONTAINER).remove(force=True)
+        except docker.errors.NotFound:
+            pass
 
 
 def test_bad_names_are_refused(inventory, secret_store, pool):
