@@ -31,6 +31,7 @@ from havsh_tui.core.model import Host
 from havsh_tui.dialogs.add_host import HostDialog, HostDialogResult
 from havsh_tui.dialogs.confirm import ConfirmDialog
 from havsh_tui.ops.hosts import HostHealth
+from havsh_tui.widgets.data_table import SettledDataTable
 from havsh_tui.widgets.host_table import (
     HostTable,
     format_bytes,
@@ -156,7 +157,7 @@ class HostsScreen(Screen[None]):
                 yield Label("", id="host-load-range")
             yield Static(id="host-operation", classes="-hidden")
         with Vertical(id="audit-panel"):
-            yield DataTable(id="audit-table", cursor_type="none", zebra_stripes=True)
+            yield SettledDataTable(id="audit-table", cursor_type="none", zebra_stripes=True)
         yield Footer(id="footer")
 
     def on_mount(self) -> None:

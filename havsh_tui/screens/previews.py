@@ -25,6 +25,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 
 from havsh_tui.core.model import Service, ServiceStatus, ServiceType
 from havsh_tui.dialogs import Dialog
+from havsh_tui.widgets.data_table import SettledDataTable
 from havsh_tui.widgets.operation_log import ICONS, OperationScreen, error_text
 from havsh_tui.widgets.service_table import format_age
 
@@ -339,7 +340,7 @@ class PreviewsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header(id="header")
-        table: DataTable[Any] = DataTable(id="preview-table", cursor_type="row",
+        table: DataTable[Any] = SettledDataTable(id="preview-table", cursor_type="row",
                                           zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table

@@ -29,6 +29,7 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 from havsh_tui.core.model import Service, ServiceStatus
 from havsh_tui.dialogs import Dialog
 from havsh_tui.screens.service_detail import DetailTab, register_tab
+from havsh_tui.widgets.data_table import SettledDataTable
 from havsh_tui.widgets.operation_log import OperationScreen, error_text, human_bytes
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class HostListTab(DetailTab):
     def compose(self) -> ComposeResult:
         yield Static(Text(self.LOADING, "dim"), id=f"{self.TAB_ID}-status",
                      classes="tab-status")
-        table: DataTable[Any] = DataTable(id=f"{self.TAB_ID}-table", cursor_type="row",
+        table: DataTable[Any] = SettledDataTable(id=f"{self.TAB_ID}-table", cursor_type="row",
                                           zebra_stripes=True)
         table.add_columns(*self.COLUMNS)
         yield table

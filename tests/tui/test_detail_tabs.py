@@ -470,10 +470,6 @@ def _tab(tab_id: str, name: str = "erp-prod", cursor: int = 0):
         for widget in pilot.app.screen.query(Input):
             widget.cursor_blink = False
         await pilot.pause()
-        # The header row may have been drawn (and cached) before the rows widened the
-        # columns, depending on how the loads interleave: draw the table once more.
-        tab.table.refresh()
-        await pilot.pause()
 
     return run_before
 
