@@ -55,8 +55,11 @@ def dest() -> None:
 @click.argument("spec")
 @click.option("--name", help="A short name for it (default: the spec).")
 @click.option("--primary", is_flag=True, help="Make it the primary destination.")
-@click.option("--compression", type=click.Choice(["deflate", "store"]), default="deflate",
-              help="deflate the dump (smaller) or store it (faster); files are always stored.")
+@click.option("--compression", type=click.Choice(["deflate", "store", "max"]),
+              default="deflate",
+              help="The dump: deflate (zlib's fastest level, the default), max (level 9: the "
+                   "smallest zip, several times slower) or store (no compression); filestore "
+                   "files are always stored.")
 @click.option("--format", "format_", type=click.Choice(["zip", "custom"]), default="zip",
               help="zip: dump.sql, restorable by Odoo too. custom: dump.dump (pg_dump -Fc), "
                    "havsh only.")
@@ -188,15 +191,21 @@ def backup_scheduler(ctx: Context, host) -> None:
 @click.option("--format", "format_", type=click.Choice(["zip", "custom"]),
               help="zip (dump.sql, Odoo restores it too) or custom (dump.dump, havsh only).")
 @click.option("--store", "store", is_flag=True, help="Do not compress the dump (faster, bigger).")
+@click.option("--max-compression", "max_compression", is_flag=True,
+              help="Deflate the dump at level 9: the smallest zip, several times slower.")
 @click.option("-v", "--verbose", is_flag=True)
 @json_option
-def backup_create(ctx: Context, service, dest_name, format_, store, verbose) -> None:
+def backup_create(ctx: Context, service, dest_name, format_, store, max_compression,
+                  verbose) -> None:
     """Back up SERVICE now (it keeps running)."""
     from havsh_tui.ops.backup import create_backup
 
+    if store and max_compression:
+        raise CLIError("--store and --max-compression exclude each other", kind="usage", code=2)
     s = resolve_service(ctx, service)
+    compression = "store" if store else "max" if max_compression else None
     record = create_backup(ctx.inventory, _secrets(ctx), ctx.pool, s, dest=dest_name,
-                           format=format_, compression="store" if store else None,
+                           format=format_, compression=compression,
                            reporter=CLIReporter(ctx.json, verbose), audit=_audit(ctx))
     if ctx.json:
         click.echo(dumps({"event": "result", "backup": record.to_dict()}))

@@ -172,6 +172,7 @@ def test_backup_and_restore_vs_pg_dump_tar_psql(inventory, secret_store, pool, h
             samples["havsh_restore_new_s"].append(time.monotonic() - t0)
             new = inventory.get_service(f"{NEW}{i}", host="hosta")
             ops.delete_service(inventory, secret_store, pool, new)
+        results["default_compression"] = record.compression
         results["zip_bytes"] = record.size
         results["zip_store_bytes"] = stored.size
     finally:

@@ -249,6 +249,18 @@ def test_the_zip_reads_like_odoos_own(tmp_path, compression):
     assert got == files
 
 
+def test_max_compression_is_level_9_and_reads_the_same(tmp_path):
+    sizes = {}
+    for level in ("1", "9"):
+        work = tmp_path / level
+        work.mkdir()
+        out, dump, _ = _write(work, SIZES[:3], env={"HV_LEVEL": level})
+        with zipfile.ZipFile(out) as z:
+            assert z.testzip() is None and z.read("dump.sql") == dump
+            sizes[level] = z.getinfo("dump.sql").compress_size
+    assert sizes["9"] < sizes["1"]
+
+
 def _tar_region(out: Path) -> tuple[bytes, dict]:
     with zipfile.ZipFile(out) as z:
         meta = json.loads(z.read("manifest.json"))["havsh"]["filestore_tar"]

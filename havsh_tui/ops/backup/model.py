@@ -19,7 +19,9 @@ KINDS = ("manual", "scheduled", "safety")
 #: zip: dump.sql, what Odoo's database manager restores. custom: dump.dump (pg_dump -Fc),
 #: which only havsh restores.
 FORMATS = ("zip", "custom")
-COMPRESSIONS = ("deflate", "store")
+#: Of the dump (filestore files are always stored: mostly compressed formats already).
+#: deflate: zlib's fastest level; max: level 9 (smallest, several times slower); store: none.
+COMPRESSIONS = ("deflate", "store", "max")
 
 _ID_RE = re.compile(r"(?P<service>[a-z][a-z0-9-]*)_(?P<stamp>\d{8}T\d{6}Z)"
                     r"_(?P<kind>manual|scheduled|safety)_(?P<rand>[0-9a-f]{6})")

@@ -9,7 +9,8 @@
 # KIND         manual, scheduled or safety. Only scheduled backups are rotated: KEEP > 0
 #              keeps that many of them in OUTDIR/SERVICE after a successful one.
 # FORMAT       zip (dump.sql, what Odoo restores) or custom (dump.dump, pg_dump -Fc: havsh only)
-# COMPRESSION  deflate or store (for the dump; filestore files are always stored)
+# COMPRESSION  deflate (the fastest level), max (level 9: smallest, several times slower) or
+#              store, for the dump; filestore files are always stored
 # FSDIR        the service's filestore (.../filestore/DB), read-only; may be missing
 # The connection to PostgreSQL comes from PGHOST, PGPORT, PGUSER and PGPASSWORD.
 # A failure removes the partial file, says why on stderr and exits non-zero; nothing that
@@ -26,7 +27,7 @@ case $DB in ''|*[!a-z0-9_]*) hv_die "bad database name";; esac
 case $VERSION in ''|*[!0-9a-z.~+-]*) hv_die "bad Odoo version";; esac
 case $KIND in manual|scheduled|safety) ;; *) hv_die "bad kind $KIND";; esac
 case $FORMAT in zip|custom) ;; *) hv_die "bad format $FORMAT";; esac
-case $COMPRESSION in deflate|store) ;; *) hv_die "bad compression $COMPRESSION";; esac
+case $COMPRESSION in deflate|store) ;; max) HV_LEVEL=9; export HV_LEVEL;; *) hv_die "bad compression $COMPRESSION";; esac
 case $KEEP in ''|*[!0-9]*) hv_die "bad keep count";; esac
 case $HOSTNAME_ in ''|*[!a-z0-9.-]*) hv_die "bad host name";; esac
 case $STYPE in ''|*[!a-z]*) hv_die "bad service type";; esac
@@ -112,10 +113,11 @@ mkdir -p "$TMP/dump" || hv_die "mktemp failed"
   HV_ZIP=$DUMPPART HV_OFF=0 HV_CD=$TMP/dump/cd HV_TMP=$TMP/dump
   : > "$HV_ZIP" || hv_write_failed dump
   : > "$HV_CD"
+  HOW=$COMPRESSION; [ "$HOW" = max ] && HOW=deflate
   if [ "$FORMAT" = zip ]; then
-    zip_add_stream dump.sql "$COMPRESSION" pg_dump --no-owner "$DB"
+    zip_add_stream dump.sql "$HOW" pg_dump --no-owner "$DB"
   else
-    zip_add_stream dump.dump "$COMPRESSION" pg_dump -Fc -Z 0 --no-owner "$DB"
+    zip_add_stream dump.dump "$HOW" pg_dump -Fc -Z 0 --no-owner "$DB"
   fi
   echo "$HV_OFF" > "$TMP/dump/size"
 ) &

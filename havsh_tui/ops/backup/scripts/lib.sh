@@ -13,7 +13,11 @@
 # * dump.sql is `pg_dump --no-owner` piped into `gzip -1 -n`. A gzip stream is a 10-byte
 #   header, a raw deflate stream and an 8-byte trailer (CRC-32, size): the header lands in a
 #   private extra field of the zip entry, the deflate data is the entry's data, and the
-#   trailer is cut off (dd truncates it) and replaced by a zip64 data descriptor.
+#   trailer is cut off (dd truncates it) and replaced by a zip64 data descriptor. Where the
+#   image has perl with Compress::Raw::Zlib (Debian's postgres images: postgresql-common is
+#   perl), zlib deflates instead, ~1.4x faster than gzip at level 1, and takes the CRC and
+#   the sizes on the way (hv_add_stream_perl); perl's zlib also gives the CRCs of the
+#   filestore files and of a stored dump (HV_PERL=0 turns all of that off).
 # * filestore files are stored (attachments are mostly compressed formats already, and
 #   deflate runs at ~25 MB/s here: far too slow). A stored entry still needs the zip CRC-32.
 #   cksum(1) computes the POSIX CRC, the same polynomial bit-reflected and with the length
@@ -351,11 +355,31 @@ hv_write_failed() {
   hv_die "writing $1 to $HV_ZIP failed (${_free:-?} bytes free on that disk): no space left?"
 }
 
+# stdin deflated (raw, zlib level HV_LEVEL) to stdout; "CRC SIZE CSIZE" to the file $ARGV[0].
+HV_PERL_DEFLATE='use Compress::Raw::Zlib; binmode STDIN; binmode STDOUT;
+my ($d, $s) = Compress::Raw::Zlib::Deflate->new(-Level => ($ENV{HV_LEVEL} || 1),
+  -WindowBits => -15, -Bufsize => 1048576, -AppendOutput => 0);
+$s == Z_OK or exit 2;
+my ($c, $n, $m, $b, $o, $r) = (0, 0, 0);
+while ($r = sysread(STDIN, $b, 1048576)) {
+  $c = Compress::Raw::Zlib::crc32($b, $c); $n += $r;
+  $d->deflate($b, $o) == Z_OK or exit 2;
+  if (length $o) { print $o or exit 3; $m += length $o }
+}
+defined $r or exit 4;
+$d->flush($o) == Z_OK or exit 2; print $o or exit 3; $m += length $o;
+close STDOUT or exit 3;
+open(my $f, ">", $ARGV[0]) or exit 4; print $f "$c $n $m\n"; close $f or exit 4;'
+
 # zip_add_stream NAME deflate|store COMMAND...: an entry from a command's stdout.
 zip_add_stream() {
   local _name _how _n _head _start _bg _gz _st _end _crc _isize _usize _csize _ck _lho
   _name=$1; _how=$2; shift 2
   hv_safe_name "$_name" || hv_die "bad entry name $_name"
+  if [ "$_how" = deflate ] && hv_perl_ok; then
+    hv_add_stream_perl "$_name" "$@"
+    return
+  fi
   _n=${#_name}
   hv_reset
   hv_le32 67324752   # PK\3\4
@@ -377,7 +401,7 @@ zip_add_stream() {
     _start=$(( _start + 14 ))
     wc -c < "$HV_TMP/fifo" > "$HV_TMP/count" &
     _bg=$!
-    { "$@"; echo $? > "$HV_TMP/status"; } | tee "$HV_TMP/fifo" | gzip -1 -n >> "$HV_ZIP"
+    { "$@"; echo $? > "$HV_TMP/status"; } | tee "$HV_TMP/fifo" | gzip -"${HV_LEVEL:-1}" -n >> "$HV_ZIP"
     _gz=$?
   else
     if hv_perl_ok; then
@@ -427,6 +451,40 @@ zip_add_stream() {
     hv_cd_add "$HV_CRC" "$_usize" "$_usize" "$_lho" 0 0 "$_name"
   fi
   rm -f "$HV_TMP/fifo"
+}
+
+# hv_add_stream_perl NAME COMMAND...: a deflated entry with perl's zlib (level HV_LEVEL, 1
+# by default: the fastest), which takes the CRC and the sizes on the way; a zip64 data
+# descriptor after the data.
+hv_add_stream_perl() {
+  local _name _n _start _st _gz _end _crc _usize _csize _lho
+  _name=$1; shift
+  _n=${#_name}
+  hv_reset
+  hv_le32 67324752; hv_le16 45; hv_le16 8; hv_le16 8   # PK\3\4, 4.5, descriptor, deflate
+  hv_le16 "$HV_DOSTIME"; hv_le16 "$HV_DOSDATE"
+  hv_le32 0; hv_le32 "$HV_M32"; hv_le32 "$HV_M32"
+  hv_le16 "$_n"; hv_le16 20
+  { printf "$HV_B"; printf '%s' "$_name"; }  >> "$HV_ZIP" || hv_write_failed "$_name"
+  hv_reset; hv_le16 1; hv_le16 16; hv_le64 0; hv_le64 0
+  printf "$HV_B" >> "$HV_ZIP" || hv_write_failed "$_name"
+  _lho=$HV_OFF
+  _start=$(( HV_OFF + 30 + _n + 20 ))
+  rm -f "$HV_TMP/count" "$HV_TMP/status"
+  { "$@"; echo $? > "$HV_TMP/status"; } | perl -e "$HV_PERL_DEFLATE" "$HV_TMP/count" >> "$HV_ZIP"
+  _gz=$?
+  _st=$(cat "$HV_TMP/status" 2>/dev/null)
+  [ "${_st:-1}" -eq 0 ] || hv_die "$1 exited ${_st:-?} while writing $_name"
+  [ "$_gz" -eq 0 ] || hv_write_failed "$_name"
+  read -r _crc _usize _csize < "$HV_TMP/count" || hv_die "the deflate of $_name said nothing"
+  _end=$(wc -c < "$HV_ZIP")
+  [ $(( _end - _start )) -eq "${_csize:--1}" ] || hv_write_failed "$_name"
+  hv_reset
+  hv_le32 134695760   # PK\7\8
+  hv_le32 "$_crc"; hv_le64 "$_csize"; hv_le64 "$_usize"
+  printf "$HV_B" >> "$HV_ZIP" || hv_write_failed "$_name"
+  HV_OFF=$(( _end + 24 ))
+  hv_cd_add "$_crc" "$_csize" "$_usize" "$_lho" 8 8 "$_name"
 }
 
 # hv_local_header NAME CRC SIZE EXTRA_PAYLOAD_LEN: a stored entry's local header in HV_B,
