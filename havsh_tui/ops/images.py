@@ -56,18 +56,24 @@ def ensure_image(
     if not pull:
         raise ImageMissing(host, ref, "pull disabled")
     reporter.step(f"pull {ref}", "running")
-    repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
     try:
-        for event in client.api.pull(repo, tag=tag or "latest", stream=True, decode=True):
-            if "error" in event:
-                raise docker.errors.APIError(event["error"])
-            if event.get("status"):
-                reporter.log(f"{event.get('id', '')} {event['status']}".strip())
+        stream_pull(client, ref, reporter)
     except (docker.errors.APIError, docker.errors.NotFound) as exc:
         reporter.step(f"pull {ref}", "failed", str(exc))
         raise ImageMissing(host, ref, _short(exc)) from exc
     reporter.step(f"pull {ref}", "done")
     return client.api.inspect_image(ref)["Id"]
+
+
+def stream_pull(client: docker.DockerClient, ref: str, reporter: Reporter) -> None:
+    """Pull ``ref``, its progress lines into the reporter's log. An error the engine reports
+    inside the stream (it answers 200 first) is raised as ``docker.errors.APIError``."""
+    repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
+    for event in client.api.pull(repo, tag=tag or "latest", stream=True, decode=True):
+        if "error" in event:
+            raise docker.errors.APIError(event["error"])
+        if event.get("status"):
+            reporter.log(f"{event.get('id', '')} {event['status']}".strip())
 
 
 def _short(exc: Exception) -> str:

@@ -18,7 +18,7 @@ from havsh_tui.core import names
 from havsh_tui.core.model import Service, ServiceStatus, utcnow
 from havsh_tui.ops import odoo
 from havsh_tui.ops.hosts import OpsError
-from havsh_tui.ops.images import ImageMissing, _short, has_image, push_image
+from havsh_tui.ops.images import ImageMissing, _short, has_image, push_image, stream_pull
 from havsh_tui.ops.reporter import NullReporter, Reporter
 from havsh_tui.ops.services import (
     StepFailed,
@@ -58,13 +58,8 @@ def pull_image(client: docker.DockerClient, host: str, ref: str, reporter: Repor
     """Pull ``ref`` even if the host has a copy (a tag such as odoo:17.0 moves); returns the
     image ID. When the pull fails but the host has the image, the local one is kept with a
     warning; when it has none, ImageMissing says how to push it instead."""
-    repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
     try:
-        for event in client.api.pull(repo, tag=tag or "latest", stream=True, decode=True):
-            if "error" in event:
-                raise docker.errors.APIError(event["error"])
-            if event.get("status"):
-                reporter.log(f"{event.get('id', '')} {event['status']}".strip())
+        stream_pull(client, ref, reporter)
     except (docker.errors.APIError, docker.errors.NotFound) as exc:
         if not has_image(client, ref):
             raise ImageMissing(host, ref, _short(exc)) from exc

@@ -25,6 +25,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 
 from havsh_tui.core.model import Service, ServiceStatus, ServiceType
 from havsh_tui.dialogs import Dialog
+from havsh_tui.ops.reporter import NullReporter
 from havsh_tui.widgets.data_table import SettledDataTable
 from havsh_tui.widgets.operation_log import ICONS, OperationScreen, error_text
 from havsh_tui.widgets.service_table import format_age
@@ -76,22 +77,13 @@ def reconciler_wanted(app: Any) -> bool:
     return True
 
 
-class _StopReporter:
+class _StopReporter(NullReporter):
     """The reconciler's reporter in the app: warnings to the app's log, and cancelled once
     the app is closing, so a pass stops at its next safe point."""
 
     def __init__(self, app: App[Any], stop: threading.Event) -> None:
         self.app = app
         self.stop = stop
-
-    def step(self, name: str, state: str, detail: str = "") -> None:
-        pass
-
-    def progress(self, done: float, total: float | None = None, message: str = "") -> None:
-        pass
-
-    def log(self, line: str) -> None:
-        pass
 
     def warning(self, message: str) -> None:
         self.app.log.warning(f"preview reconciler: {message}")
