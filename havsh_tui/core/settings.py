@@ -60,6 +60,10 @@ class Settings:
     previews_per_parent: int = 5
     """At most this many previews of one parent service at a time; 0 means no limit."""
 
+    preview_history_days: int = 14
+    """Days a destroyed preview stays listed (previews screen, `havsh preview ls`) before the
+    reconciler forgets its record; 0 keeps them all."""
+
     theme: str = "textual-dark"
     """The Textual theme name."""
 
@@ -72,7 +76,7 @@ class Settings:
 
 
 _POSITIVE = ("poll_interval", "ssh_connect_timeout", "ssh_command_timeout")
-_NON_NEGATIVE = ("previews_per_parent",)
+_NON_NEGATIVE = ("previews_per_parent", "preview_history_days")
 _NON_EMPTY = (
     "default_odoo_version",
     "default_postgres_image",

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -336,8 +336,24 @@ class Reconciler:
             if self._create(conn, pr, result):
                 counts[parent_key] = counts.get(parent_key, 0) + 1
         self._prune_notes(capped_now, wanted, dismissed)
+        self._forget_old_history()
         result.seconds = time.monotonic() - t0
         return result
+
+    def _forget_old_history(self) -> None:
+        """Destroyed previews are kept as history rows for ``preview_history_days``; older
+        ones are forgotten, so a busy repository does not grow the inventory forever."""
+        days = self.settings.preview_history_days
+        if not days:
+            return
+        cutoff = utcnow() - timedelta(days=days)
+        for s in self.inventory.list_services():
+            if (s.type is ServiceType.PREVIEW and s.status is ServiceStatus.DESTROYED
+                    and s.updated_at < cutoff):
+                try:
+                    self.inventory.remove_service(s.host, s.name)
+                except Exception:  # noqa: BLE001 - gone already (another process)
+                    pass
 
     def watch(self, interval: float = 60.0, stop: threading.Event | None = None,
               on_pass: Callable[[PassResult], None] | None = None,

@@ -584,3 +584,28 @@ def test_cli_watch_runs_passes_and_stops_cleanly_on_sigterm(tmp_path):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_destroyed_previews_are_forgotten_after_the_history_days(env):
+    from datetime import timedelta
+
+    env.connect()
+    a, b = env.open("old"), env.open("new")
+    rec = env.reconciler(preview_history_days=14)
+    rec.reconcile()
+    env.github.close_pr(REPO, a)
+    env.github.close_pr(REPO, b)
+    rec.reconcile()
+    assert {s.status for s in env.previews(live=False).values()} == {ServiceStatus.DESTROYED}
+    # One was destroyed 15 days ago, the other 13.
+    for n, age in ((a, 15), (b, 13)):
+        s = env.previews(live=False)[f"erp-pr{n}"]
+        s.updated_at = s.updated_at - timedelta(days=age)
+        env.inventory.upsert_service(s)
+    rec.reconcile()
+    assert sorted(env.previews(live=False)) == [f"erp-pr{b}"]
+    # 0 keeps them all; the parent and other types are never touched.
+    env.reconciler(preview_history_days=0).reconcile()
+    env.reconciler(preview_history_days=1).reconcile()
+    assert sorted(env.previews(live=False)) == []
+    assert [s.name for s in env.inventory.list_services()] == ["erp"]
