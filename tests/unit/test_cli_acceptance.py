@@ -170,3 +170,21 @@ def test_empty_inventory_json_lists(tmp_path, monkeypatch):
         assert json.loads(out.stdout) == [], args
     # Every app file lives under HAVSH_HOME.
     assert (tmp_path / "home" / "inventory.json").exists()
+
+
+def test_readme_command_reference_is_complete():
+    """README.md's command reference has a row for every command of the CLI."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Command reference", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `havsh ")]
+    missing = []
+    for path, _cmd in _leaves(cli):
+        group, *rest = path.split()
+        word = re.compile(r"(?<![\w-])" + re.escape(" ".join(rest)) + r"(?![\w-])")
+        if not any(f"havsh {group}" in row and (not rest or word.search(row)) for row in rows
+                   if re.search(rf"havsh {re.escape(group)}(?![\w-])", row)):
+            missing.append(path)
+    assert not missing, f"not in README's command reference: {missing}"
