@@ -10,6 +10,7 @@ import docker.errors
 
 from havsh_tui.ops.hosts import OpsError
 from havsh_tui.ops.reporter import NullReporter, Reporter, check_cancelled
+from havsh_tui.remote.drops import drops_mapped
 
 
 class ImageMissing(OpsError):
@@ -69,11 +70,12 @@ def stream_pull(client: docker.DockerClient, ref: str, reporter: Reporter) -> No
     """Pull ``ref``, its progress lines into the reporter's log. An error the engine reports
     inside the stream (it answers 200 first) is raised as ``docker.errors.APIError``."""
     repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
-    for event in client.api.pull(repo, tag=tag or "latest", stream=True, decode=True):
-        if "error" in event:
-            raise docker.errors.APIError(event["error"])
-        if event.get("status"):
-            reporter.log(f"{event.get('id', '')} {event['status']}".strip())
+    with drops_mapped(client, f"the pull of {ref}"):
+        for event in client.api.pull(repo, tag=tag or "latest", stream=True, decode=True):
+            if "error" in event:
+                raise docker.errors.APIError(event["error"])
+            if event.get("status"):
+                reporter.log(f"{event.get('id', '')} {event['status']}".strip())
 
 
 def _short(exc: Exception) -> str:

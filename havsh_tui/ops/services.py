@@ -22,6 +22,7 @@ from havsh_tui.ops.bootstrap import bootstrap_host, psql
 from havsh_tui.ops.hosts import OpsError
 from havsh_tui.ops.images import ensure_image
 from havsh_tui.ops.reporter import NullReporter, Reporter, check_cancelled
+from havsh_tui.remote.drops import drops_mapped
 from havsh_tui.remote.http import http_request
 from havsh_tui.remote.ssh import RemoteError
 
@@ -220,19 +221,20 @@ def run_odoo_once(
         client.api.start(cid)
         buf = b""
         deadline = time.monotonic() + timeout
-        for chunk in client.api.logs(cid, stream=True, follow=True):
-            buf += chunk
-            *complete, buf = buf.split(b"\n")
-            for raw in complete:
-                line = raw.decode(errors="replace")
-                lines.append(line)
-                reporter.log(line)
-            del lines[:-400]
-            if time.monotonic() > deadline:
-                raise StepFailed(suffix, f"odoo did not finish within {timeout:.0f} s",
-                                 "\n".join(lines[-LOG_TAIL:]))
-            if reporter.cancelled():
-                raise StepFailed(suffix, "cancelled", "\n".join(lines[-LOG_TAIL:]))
+        with drops_mapped(client, f"the log of `odoo {' '.join(args[:2])}`"):
+            for chunk in client.api.logs(cid, stream=True, follow=True):
+                buf += chunk
+                *complete, buf = buf.split(b"\n")
+                for raw in complete:
+                    line = raw.decode(errors="replace")
+                    lines.append(line)
+                    reporter.log(line)
+                del lines[:-400]
+                if time.monotonic() > deadline:
+                    raise StepFailed(suffix, f"odoo did not finish within {timeout:.0f} s",
+                                     "\n".join(lines[-LOG_TAIL:]))
+                if reporter.cancelled():
+                    raise StepFailed(suffix, "cancelled", "\n".join(lines[-LOG_TAIL:]))
         if buf:
             lines.append(buf.decode(errors="replace"))
         code = client.api.wait(cid, timeout=60)["StatusCode"]
