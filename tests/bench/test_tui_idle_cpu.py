@@ -5,7 +5,8 @@ Two runs, each against a baseline measured in the same run (a bare Textual app w
 
 - ``real``: the testbed's two hosts, each added five times under different names, so ten
   hosts with ten SSH connections are polled over real SSH (health and service statuses:
-  about six Docker API calls and one command per poll). Skipped when the testbed is down.
+  per poll one Docker API call, one pipelined SFTP round trip and one SSH keepalive; the
+  engine's /info and /version once a minute). Skipped when the testbed is down.
 - ``fake``: ten hosts whose polls answer at once (the TUI's own cost: workers, timers,
   table updates, without SSH).
 
