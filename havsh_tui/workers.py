@@ -108,8 +108,9 @@ def run_blocking(fn: Callable[..., T], /, *args: Any, name: str = "havsh-call") 
 class HostPolled(Message):
     """One poll of one host finished.
 
-    ``statuses`` maps service slugs to their live status (``ops.rescan.poll_statuses``, one
-    docker call); it is None when the host is unreachable or that call failed.
+    ``statuses`` maps service slugs to their live status (``ops.rescan.poll_statuses``, from
+    the containers list check_host made just before: no call of its own); it is None when the
+    host is unreachable or that failed.
     """
 
     def __init__(
@@ -122,7 +123,8 @@ class HostPolled(Message):
 
 
 def poll_host(pool: Any, host: Host) -> tuple[HostHealth, dict[str, ServiceStatus] | None]:
-    """One poll, on a worker thread: health, then the service statuses. Never raises."""
+    """One poll, on a worker thread: health, then the service statuses (from the same
+    containers list). Never raises."""
     try:
         session = pool.session(host)
     except Exception as exc:  # noqa: BLE001 - a bad ssh_config line must not kill the poller
