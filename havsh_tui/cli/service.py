@@ -9,6 +9,9 @@ import click
 from havsh_tui.cli import CLIError, Context, dumps, emit, json_option
 from havsh_tui.cli.reporter import CLIReporter
 
+#: The Odoo versions a service can be created with (issue 4; ops/odoo.VERSIONS).
+ODOO_VERSIONS = ("16.0", "17.0", "18.0", "19.0")
+
 
 def _audit(ctx: Context):
     from havsh_tui.core.audit import AuditLog
@@ -71,7 +74,8 @@ def service() -> None:
 @click.option("--type", "type_", required=True, type=click.Choice(["live", "test", "demo"]),
               help="Live (production), Test (sandbox) or Demo (sample data).")
 @click.option("--host", "host", required=True, help="The host to create it on.")
-@click.option("--odoo", "odoo_version", default=None, help="Odoo version (16.0 to 19.0).")
+@click.option("--odoo", "odoo_version", default=None, type=click.Choice(ODOO_VERSIONS),
+              help="Odoo version (default: the image's tag, else the settings' default).")
 @click.option("--image", help="Image reference (default: the host's Odoo image for the version).")
 @click.option("--demo/--no-demo", default=None, help="Demo data (a Test service may turn it on).")
 @click.option("--language", help="Load a language at creation, e.g. fr_FR.")
@@ -93,7 +97,7 @@ def service_create(ctx: Context, name, type_, host, odoo_version, image, demo, l
         admin_password = admin_password_file.read().strip()
         if len(admin_password) < 8:
             raise CLIError("the admin password must be at least 8 characters", kind="usage")
-    version = odoo_version or ctx.settings.default_odoo_version
+    version = _create_version(odoo_version, image, ctx.settings.default_odoo_version)
     spec = CreateSpec(
         name=name, host=host, type=ServiceType.parse(type_), odoo_version=version, image=image,
         demo=demo, language=language, country=country, admin_password=admin_password,
@@ -110,6 +114,18 @@ def service_create(ctx: Context, name, type_, host, odoo_version, image, demo, l
     click.echo(f"created {spec.type.label} service {name} on {host} in {result.seconds:.0f} s")
     if result.generated_password:
         click.echo(f"admin password (shown once, kept in secrets): {result.admin_password}")
+
+
+def _create_version(asked: str | None, image: str | None, default: str) -> str:
+    """The Odoo version of a new service: --odoo, else the --image's tag, else the default.
+    An image tagged with another version than --odoo is refused, as in the wizard."""
+    from havsh_tui.ops.odoo import version_from_image
+
+    tagged = version_from_image(image) if image else None
+    if asked and tagged and tagged != asked:
+        raise CLIError(f"the image {image} is Odoo {tagged}, but --odoo {asked} is given",
+                       kind="usage")
+    return asked or tagged or default
 
 
 def _parse_config(items) -> dict[str, str]:

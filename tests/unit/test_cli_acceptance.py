@@ -188,3 +188,32 @@ def test_readme_command_reference_is_complete():
                    if re.search(rf"havsh {re.escape(group)}(?![\w-])", row)):
             missing.append(path)
     assert not missing, f"not in README's command reference: {missing}"
+
+
+def test_create_odoo_versions_are_the_issue_ones(tmp_path, monkeypatch):
+    """Issue 4: 16.0, 17.0, 18.0, 19.0; another version is a usage error before any work."""
+    from havsh_tui.cli.service import ODOO_VERSIONS
+    from havsh_tui.ops.odoo import VERSIONS
+
+    assert ODOO_VERSIONS == VERSIONS == ("16.0", "17.0", "18.0", "19.0")
+    monkeypatch.setenv("HAVSH_HOME", str(tmp_path / "home"))
+    out = CliRunner().invoke(cli, ["--json", "service", "create", "acc-x", "--type", "test",
+                                   "--host", "nohost", "--odoo", "15.0"])
+    assert out.exit_code == 2
+    assert json.loads(out.stderr.strip().splitlines()[-1])["error"]["type"] == "usage"
+
+
+def test_create_version_follows_the_image():
+    """As in the wizard: the image's tag gives the version; a clash with --odoo is refused."""
+    from havsh_tui.cli import CLIError
+    from havsh_tui.cli.service import _create_version
+
+    assert _create_version(None, None, "17.0") == "17.0"
+    assert _create_version("18.0", None, "17.0") == "18.0"
+    assert _create_version(None, "odoo:18.0", "17.0") == "18.0"
+    assert _create_version(None, "registry.example.com:5000/odoo:16.0-20240101", "17.0") == "16.0"
+    assert _create_version(None, "my/odoo:latest", "17.0") == "17.0"
+    assert _create_version("19.0", "my/odoo:custom", "17.0") == "19.0"
+    assert _create_version("18.0", "odoo:18.0", "17.0") == "18.0"
+    with pytest.raises(CLIError, match="is Odoo 16.0, but --odoo 18.0"):
+        _create_version("18.0", "odoo:16.0", "17.0")
