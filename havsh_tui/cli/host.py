@@ -432,7 +432,8 @@ def host_forget_key(ctx: Context, name: str) -> None:
 @json_option
 @passphrase_option
 def host_bootstrap(ctx: Context, name: str) -> None:
-    """Create the havsh network and PostgreSQL on a host, where missing (idempotent)."""
+    """Create the havsh network, PostgreSQL (havsh-postgres) and the reverse proxy
+    (havsh-proxy) on a host, where missing (idempotent: a second run changes nothing)."""
     from havsh_tui.cli.reporter import CLIReporter
     from havsh_tui.core.secrets import SecretStore
     from havsh_tui.ops.bootstrap import bootstrap_host
