@@ -171,9 +171,11 @@ def service_ls(ctx: Context, host, type_) -> None:
         click.secho(f"{t.label} ({len(group)})", bold=True, fg="magenta" if t.value == "live"
                     else None)
         for s in group:
+            # The dashboard's columns: name, host, Odoo, status, age, URL, source or PR.
             extra = s.source or s.pr or ""
-            click.echo(f"  {s.name:<24} {s.host:<14} {s.odoo_version:<6} {s.status_label:<10} "
-                       f"{_age(s.created_at):>5}  {extra}")
+            line = (f"  {s.name:<24} {s.host:<14} {s.odoo_version:<6} {s.status_label:<10} "
+                    f"{_age(s.created_at):>5}  {s.url or '-'}")
+            click.echo(f"{line}  {extra}".rstrip())
 
 
 @service.command("show")

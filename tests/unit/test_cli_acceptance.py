@@ -217,3 +217,28 @@ def test_create_version_follows_the_image():
     assert _create_version("18.0", "odoo:18.0", "17.0") == "18.0"
     with pytest.raises(CLIError, match="is Odoo 16.0, but --odoo 18.0"):
         _create_version("18.0", "odoo:16.0", "17.0")
+
+
+def test_service_ls_text_shows_url_and_origin(tmp_path, monkeypatch):
+    """`havsh service ls` (issue 4): grouped by type, with each service's URL and source."""
+    from havsh_tui.core.inventory import open_inventory
+    from havsh_tui.core.model import Host, Service, ServiceStatus, ServiceType
+    from havsh_tui.core.paths import AppPaths
+
+    monkeypatch.setenv("HAVSH_HOME", str(tmp_path / "home"))
+    inv = open_inventory(AppPaths.from_env().ensure())
+    inv.add_host(Host(name="hosta", address="127.0.0.1"))
+    inv.add_service(Service(name="acc-prod", host="hosta", type=ServiceType.LIVE,
+                            odoo_version="17.0", image="odoo:17.0",
+                            status=ServiceStatus.RUNNING, url="https://erp.example.com"))
+    inv.add_service(Service(name="acc-copy", host="hosta", type=ServiceType.COPY,
+                            odoo_version="17.0", image="odoo:17.0", source="acc-prod",
+                            status=ServiceStatus.STOPPED))
+    out = CliRunner().invoke(cli, ["service", "ls"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[0].startswith("Live (1)") and "Copy (1)" in lines
+    (prod,) = [ln for ln in lines if ln.startswith("  acc-prod ")]
+    assert "https://erp.example.com" in prod and "Running" in prod
+    (copy,) = [ln for ln in lines if ln.startswith("  acc-copy ")]
+    assert copy.split()[-2:] == ["-", "acc-prod"]
