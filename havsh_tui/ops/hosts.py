@@ -154,7 +154,9 @@ def _engine_get(client) -> EngineGet | None:
 _VERSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: /info per docker client, with when it was read. It is the engine's heaviest call and
 #: what a poll takes from it (version, CPUs, data root) does not move; the live numbers
-#: (load, memory, disk) come from the host itself.
+#: (load, memory, disk) come from the host itself. Re-read every INFO_TTL seconds, and at
+#: once when the poll's kept channel had to be reopened (a reconnect, an engine restart:
+#: what an upgrade does).
 _INFOS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 INFO_TTL = 60.0
 #: Open /proc files per SFTP client: each poll re-reads them from offset 0 (one request).
@@ -181,11 +183,13 @@ def take_polled_rows(session) -> list[dict] | None:
 
 
 def _engine_info(client, timeout: float) -> dict:
+    getter = _engine_get(client)
+    opens = getter.opens if getter is not None else 0
     cached = _INFOS.get(client)
-    if cached is not None and time.monotonic() - cached[0] < INFO_TTL:
+    if cached is not None and time.monotonic() - cached[0] < INFO_TTL and cached[2] == opens:
         return cached[1]
     info = _api_get(client, "/info", timeout)
-    _INFOS[client] = (time.monotonic(), info)
+    _INFOS[client] = (time.monotonic(), info, opens)
     return info
 
 

@@ -171,6 +171,9 @@ class EngineGet:
         self._chan: paramiko.Channel | None = None
         self._chan_transport: paramiko.Transport | None = None
         self._lock = threading.Lock()
+        #: Channels opened so far: a new one after the first means a reconnect or an
+        #: engine that closed the kept one (a restart, maybe an upgrade).
+        self.opens = 0
 
     def close(self) -> None:
         with self._lock:
@@ -194,6 +197,7 @@ class EngineGet:
         self._drop()
         self._chan = self.adapter._open()
         self._chan_transport = transport
+        self.opens += 1
         return self._chan, False
 
     def json(self, path: str, params: dict | None = None, timeout: float = 10.0):

@@ -191,3 +191,40 @@ def test_polled_rows_are_taken_once_and_only_while_fresh(monkeypatch):
     ops_hosts._POLLED_ROWS[s] = (time.monotonic() - ops_hosts.POLLED_ROWS_TTL - 1, ROWS)
     assert ops_hosts.take_polled_rows(s) is None
     assert ops_hosts.take_polled_rows(object()) is None  # not weakly referenceable
+
+
+def test_engine_info_is_cached_until_the_ttl_or_a_new_channel(monkeypatch):
+    class Getter:
+        opens = 1
+
+        def __init__(self):
+            self.calls: list[str] = []
+
+        def json(self, path, params=None, timeout=10.0):
+            self.calls.append(path)
+            return {"ServerVersion": "27.0", "n": len(self.calls)}
+
+    class Client:
+        pass
+
+    client, getter = Client(), Getter()
+    monkeypatch.setattr(ops_hosts, "_engine_get", lambda c: getter)
+    assert ops_hosts._engine_info(client, 1.0)["n"] == 1
+    assert ops_hosts._engine_info(client, 1.0)["n"] == 1  # cached
+    getter.opens = 2  # the engine closed the kept channel (a restart): read again
+    assert ops_hosts._engine_info(client, 1.0)["n"] == 2
+    assert ops_hosts._engine_info(client, 1.0)["n"] == 2
+    t, info, opens = ops_hosts._INFOS[client]
+    ops_hosts._INFOS[client] = (t - ops_hosts.INFO_TTL - 1, info, opens)
+    assert ops_hosts._engine_info(client, 1.0)["n"] == 3
+    assert getter.calls == ["/info"] * 3
+
+
+def test_engine_get_counts_its_channels():
+    old = FakeChannel([[http(200, b"[]")], [b""]])
+    new = FakeChannel([[http(200, b"[]")]])
+    get = EngineGet(FakeAdapter([old, new]), "1.41")  # type: ignore[arg-type]
+    get.json("/a")
+    assert get.opens == 1
+    get.json("/a")
+    assert get.opens == 2
