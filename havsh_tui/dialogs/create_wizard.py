@@ -40,6 +40,7 @@ from havsh_tui.dialogs.wizard_base import (
     WizardStep,
     run_steps,
 )
+from havsh_tui.ops.backup.model import DEFAULT_KEEP
 from havsh_tui.ops.odoo import VERSIONS, ConfigError, version_from_image
 from havsh_tui.widgets.operation_log import OperationScreen, human_bytes
 
@@ -164,7 +165,8 @@ class TypeStep(WizardStep):
         ServiceType.PREVIEW,
     )
     HINTS: ClassVar[dict[ServiceType, str]] = {
-        ServiceType.LIVE: "Backups on by default; deleting it needs its name typed.",
+        ServiceType.LIVE: f"Backed up daily on its host by default (the newest "
+                          f"{DEFAULT_KEEP} kept); deleting it needs its name typed.",
         ServiceType.TEST: "Created without demo data (you may turn it on).",
         ServiceType.DEMO: "Created with Odoo's demo data.",
         ServiceType.COPY: "Copies an existing service, database and filestore: Next opens "
