@@ -153,6 +153,9 @@ def test_backup_to_host_then_restore_into_a_new_service(inventory, secret_store,
         assert z.testzip() is None
         names = z.namelist()
         assert names[0] == "dump.sql" and names[-1] == "manifest.json"
+        # The default: nothing deflated (as fast as pg_dump + tar).
+        assert record.compression == "store"
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
         manifest = json.loads(z.read("manifest.json"))
     assert manifest["db_name"] == D("bk-src") and manifest["version"] == "17.0"
     assert manifest["modules"]["base"].startswith("17.0.")
@@ -462,10 +465,15 @@ def test_local_and_other_host_destinations_and_restores_across_hosts(
     svc = _create(inventory, secret_store, pool, N("bk-far"))
     _add_data(pool, host_a, svc, rows=300, files=12)
     local_root = bk_dirs("local")
-    on_local = bk.create_backup(inventory, secret_store, pool, svc, dest=f"local:{local_root}")
-    assert on_local.location_host is None
+    # Max compression (the dump deflated at level 9), streamed here; restored on B below.
+    on_local = bk.create_backup(inventory, secret_store, pool, svc, dest=f"local:{local_root}",
+                                compression="max")
+    assert on_local.location_host is None and on_local.compression == "max"
     path = Path(local_root) / "hosta" / N("bk-far") / f"{on_local.id}.zip"
     assert on_local.path == str(path)
+    with zipfile.ZipFile(path) as z:
+        assert z.getinfo("dump.sql").compress_type == zipfile.ZIP_DEFLATED
+        assert z.testzip() is None
     assert hashlib.sha256(path.read_bytes()).hexdigest() == on_local.sha256
     assert json.loads(path.with_suffix(".json").read_text())["sha256"] == on_local.sha256
 

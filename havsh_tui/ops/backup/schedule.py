@@ -26,6 +26,7 @@ from havsh_tui.core.model import Service, ServiceType
 from havsh_tui.ops.backup.jobs import postgres_image, scripts_digest, scripts_tar
 from havsh_tui.ops.backup.model import (
     COMPRESSIONS,
+    DEFAULT_COMPRESSION,
     DEFAULT_KEEP,
     FORMATS,
     FREQUENCIES,
@@ -63,7 +64,7 @@ def save_policy(inventory, service: Service, policy: BackupPolicy) -> None:
 
 
 def add_destination(inventory, service: Service, spec: str, *, name: str | None = None,
-                    primary: bool = False, compression: str = "deflate",
+                    primary: bool = False, compression: str = DEFAULT_COMPRESSION,
                     format: str = "zip") -> DestinationConfig:
     """Add a destination to a service (``host``, ``host:PATH``, ``local:PATH``, ``HOST:PATH``).
 
