@@ -19,7 +19,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Footer, Header, Input, Static
 
 from havsh_tui.core.model import Service, ServiceStatus, utcnow
 from havsh_tui.widgets.operation_log import error_text, record_end, record_start
@@ -98,8 +98,8 @@ def polled_changes(
 ) -> dict[ServiceKey, ServiceStatus]:
     """What one poll of ``host`` changes: its reported statuses, and Missing for services
     the inventory has there but the host did not report. ``statuses`` None (the host did
-    not answer) changes nothing: the services keep their last known status, and the hosts
-    screen says the host is unreachable.
+    not answer) changes nothing: the services keep their last known status (the inventory's
+    too); the dashboard shows them as unconfirmed (:meth:`DashboardScreen.apply_poll`).
     """
     if statuses is None:
         return {}
@@ -142,6 +142,14 @@ class RescanFinished(Message):
         super().__init__()
         self.results = results
         self.error = error
+
+
+def unreachable_reason(health: Any) -> str:
+    """Why a poll gave no statuses, in a few words from the poll itself (HostHealth)."""
+    error = (getattr(health, "error", None) or "").strip()
+    if health is not None and not getattr(health, "reachable", False):
+        return error or "the host did not answer"
+    return error or "the host did not report its services"
 
 
 def rescan_summary(results: list[Any]) -> str:
@@ -426,6 +434,8 @@ class DashboardScreen(ServiceActions, Screen[None]):
         self.unknown_on_host: dict[str, set[str]] = {}
         #: The last answered poll of each host: when (real UTC time) and what it reported.
         self._polled: dict[str, tuple[datetime, dict[str, ServiceStatus]]] = {}
+        #: Hosts whose polls stopped answering: since when (the app's clock), by host.
+        self._unreachable_since: dict[str, datetime] = {}
 
     def compose(self) -> ComposeResult:
         app = self.havsh
@@ -451,6 +461,10 @@ class DashboardScreen(ServiceActions, Screen[None]):
         self.set_interval(AGE_REFRESH_SECONDS, table.refresh_ages)
         poller = getattr(app, "poller", None)
         if poller is not None:
+            # Hosts already known not to answer (polled before this screen was made).
+            for name, health in list(poller.latest.items()):
+                if not health.reachable:
+                    self.apply_poll(name, None, health)
             # Live status: every poll of every host, delivered on the event loop.
             poller.subscribe(self, self._on_host_polled)
         recovered = getattr(app.inventory, "recovered_from", None)
@@ -477,6 +491,8 @@ class DashboardScreen(ServiceActions, Screen[None]):
         snapshot = self.havsh.inventory.snapshot()
         self._host_names = {host.name for host in snapshot.hosts}
         self.table.set_services(snapshot.services)
+        for host in [h for h in self.table.unreachable_hosts if h not in self._host_names]:
+            self._mark_reachable(host)  # removed from the inventory
         # The inventory caches statuses; the last polls are fresher, except for a record an
         # operation changed since (its own status wins until the next poll).
         for host, (at, statuses) in self._polled.items():
@@ -485,8 +501,16 @@ class DashboardScreen(ServiceActions, Screen[None]):
             changes = polled_changes(fresh, host, statuses, busy_services(self.app))
             if changes:
                 self.table.update_statuses(changes)
-        self.sub_title = summary(self.table.services, self._host_names)
+        self.sub_title = self._summary()
         self._refresh_actions(force=True)
+        self._update_unreachable_line()
+
+    def _summary(self) -> str:
+        text = summary(self.table.services, self._host_names)
+        down = self.table.unreachable_hosts
+        if down:
+            text += f" · not answering: {', '.join(down[:3])}{'…' if len(down) > 3 else ''}"
+        return text
 
     @property
     def table(self) -> ServiceTable:
@@ -510,14 +534,21 @@ class DashboardScreen(ServiceActions, Screen[None]):
     # -- live status ----------------------------------------------------------------------
 
     def _on_host_polled(self, message: Any) -> None:
-        self.apply_poll(message.host, message.statuses)
+        self.apply_poll(message.host, message.statuses, message.health)
 
-    def apply_poll(self, host: str, statuses: Mapping[str, ServiceStatus] | None) -> None:
+    def apply_poll(self, host: str, statuses: Mapping[str, ServiceStatus] | None,
+                   health: Any = None) -> None:
         """One poll of one host: its services' live statuses in place, Missing for those it
-        no longer has (see :func:`polled_changes`)."""
+        no longer has (see :func:`polled_changes`). A poll without statuses (the host did
+        not answer, or its list failed) shows its services as unconfirmed, "? Running",
+        with the reason under the table, until a poll answers again; the services and the
+        inventory keep their last known status."""
         table = self.table
         services = table.services
-        if statuses is not None:
+        if statuses is None:
+            self._mark_unreachable(host, unreachable_reason(health))
+        else:
+            self._mark_reachable(host)
             self._polled[host] = (utcnow(), dict(statuses))
         changes = polled_changes(services, host, statuses, busy_services(self.app))
         if changes:
@@ -534,6 +565,49 @@ class DashboardScreen(ServiceActions, Screen[None]):
                     title="Rescan", timeout=10,
                 )
             self.unknown_on_host[host] = unknown
+
+    def _mark_unreachable(self, host: str, reason: str) -> None:
+        self._unreachable_since.setdefault(host, self.havsh.clock())
+        if self.table.set_host_unreachable(host, reason):
+            self.sub_title = self._summary()
+            self._update_unreachable_line()
+
+    def _mark_reachable(self, host: str) -> None:
+        self._unreachable_since.pop(host, None)
+        if self.table.set_host_unreachable(host, None):
+            self.sub_title = self._summary()
+            self._update_unreachable_line()
+
+    def unreachable_text(self, service: Service | None) -> str | None:
+        """The line under the table for ``service`` when its host is not answering."""
+        if service is None:
+            return None
+        reason = self.table.unreachable_reason(service.host)
+        if reason is None:
+            return None
+        since = self._unreachable_since.get(service.host)
+        when = f" since {_aware(since).astimezone(UTC):%H:%M} UTC" if since else ""
+        return (f"{service.host} is not answering{when}: {reason}. {service.name} was "
+                f"{service.status_label} at its last good poll; unconfirmed until the host "
+                "answers again.")
+
+    def _update_unreachable_line(self) -> None:
+        if not self.is_mounted:
+            return
+        text = self.unreachable_text(self.selected_service)
+        lines = self.query("#unreachable-line")
+        if text is None:
+            for line in lines:
+                line.add_class("-hidden")
+            return
+        if lines:
+            line = lines.first(Static)
+            line.update(text)
+            line.remove_class("-hidden")
+        else:
+            # Made the first time a host stops answering: the first paint has one widget
+            # less to lay out (tests/bench/test_first_paint.py).
+            self.mount(Static(text, id="unreachable-line", markup=False), before="#footer")
 
     # -- filter -------------------------------------------------------------------------
 
@@ -573,6 +647,8 @@ class DashboardScreen(ServiceActions, Screen[None]):
     @on(ServiceTable.ServiceHighlighted)
     def _on_service_highlighted(self, event: ServiceTable.ServiceHighlighted) -> None:
         self._refresh_actions()
+        if self.table.unreachable_hosts:
+            self._update_unreachable_line()
 
     @on(Input.Changed, "#filter-input")
     def _on_filter_changed(self, event: Input.Changed) -> None:

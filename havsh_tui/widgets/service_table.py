@@ -25,8 +25,10 @@ from textual.widgets.data_table import CellDoesNotExist, RowKey
 from havsh_tui.core.model import Service, ServiceStatus, ServiceType
 from havsh_tui.widgets.status_badge import (
     BADGE_COMPONENT_CLASSES,
+    UNCONFIRMED_COMPONENT,
     badge_component,
     badge_label,
+    unconfirmed_label,
 )
 
 Clock = Callable[[], datetime]
@@ -136,7 +138,8 @@ EMPTY = Cell("")
 
 class ServiceTable(DataTable[Cell]):
     """The service list. Give it services with ``set_services``; stream statuses into it with
-    ``update_statuses``; narrow it with ``filter_text``; fold a group with ``toggle_group``."""
+    ``update_statuses``; narrow it with ``filter_text``; fold a group with ``toggle_group``;
+    mark the services of a host that stopped answering with ``set_host_unreachable``."""
 
     COMPONENT_CLASSES = (
         DataTable.COMPONENT_CLASSES
@@ -203,6 +206,9 @@ class ServiceTable(DataTable[Cell]):
         #: What each row currently shown is: a Service, or a ServiceType for a heading.
         self._row_items: dict[str, Service | ServiceType] = {}
         self._style_cache: dict[str, Style] = {}
+        #: Hosts whose last poll did not answer, with why: their services' statuses are shown
+        #: as unconfirmed ("? Running"). Display only: the services keep their status.
+        self._unreachable: dict[str, str] = {}
         self._ready = False
         self._widths: list[int] = []
         self._load(services)
@@ -243,6 +249,40 @@ class ServiceTable(DataTable[Cell]):
                     needs_rebuild = True
         if needs_rebuild:
             self._rebuild()
+
+    def set_host_unreachable(self, host: str, reason: str | None) -> bool:
+        """Show ``host``'s services as unconfirmed (``reason``: why the host did not answer),
+        or as they are again (``reason`` None). In place, like :meth:`update_statuses`.
+        Returns whether anything changed."""
+        if reason is None:
+            if host not in self._unreachable:
+                return False
+            del self._unreachable[host]
+        else:
+            if self._unreachable.get(host) == reason:
+                return False
+            was = host in self._unreachable
+            self._unreachable[host] = reason
+            if was:
+                return True  # only the reason changed: the badges stay as they are
+        if not self._ready:
+            return True
+        if self._filter:
+            # "unreachable" is one of the filtered words: rows may appear or disappear.
+            self._rebuild()
+            return True
+        for row_key, item in self._row_items.items():
+            if isinstance(item, Service) and item.host == host:
+                self.update_cell(row_key, "status", self._status_cell(item))
+        return True
+
+    def unreachable_reason(self, host: str) -> str | None:
+        """Why ``host``'s services are shown unconfirmed, or None when they are not."""
+        return self._unreachable.get(host)
+
+    @property
+    def unreachable_hosts(self) -> list[str]:
+        return sorted(self._unreachable)
 
     @property
     def services(self) -> list[Service]:
@@ -332,6 +372,9 @@ class ServiceTable(DataTable[Cell]):
         return style
 
     def _status_cell(self, service: Service) -> Cell:
+        if self._unreachable and service.host in self._unreachable:
+            return Cell(unconfirmed_label(service.status, service.type),
+                        self._style(UNCONFIRMED_COMPONENT))
         return Cell(
             badge_label(service.status, service.type), self._style(badge_component(service.status))
         )
@@ -365,6 +408,8 @@ class ServiceTable(DataTable[Cell]):
         if not self._filter:
             return True
         haystack = f"{service.name} {service.host} {service.status_label}".lower()
+        if service.host in self._unreachable:
+            haystack += " unreachable"
         # Every word must match somewhere: "prod fail" finds failed production services.
         return all(word in haystack for word in self._filter.lower().split())
 

@@ -32,7 +32,13 @@ BADGE_WIDTH = max(
     for service_type in (None, ServiceType.PREVIEW)
 )
 
-BADGE_COMPONENT_CLASSES: set[str] = {f"status-badge--{name}" for name in STATUS_CLASS.values()}
+#: The look of a status its host could not confirm: the last known status, dimmed, behind a
+#: "?" (the host stopped answering; the inventory still holds what it said last).
+UNCONFIRMED_CLASS = "unreachable"
+
+BADGE_COMPONENT_CLASSES: set[str] = {
+    f"status-badge--{name}" for name in (*STATUS_CLASS.values(), UNCONFIRMED_CLASS)
+}
 
 
 def status_class(status: ServiceStatus) -> str:
@@ -48,6 +54,17 @@ def badge_label(status: ServiceStatus, service_type: ServiceType | None = None) 
 def badge_component(status: ServiceStatus) -> str:
     """The component class (in the .tcss) that colours this status's badge."""
     return f"status-badge--{status_class(status)}"
+
+
+def unconfirmed_label(status: ServiceStatus, service_type: ServiceType | None = None) -> str:
+    """The last known status of a service whose host is not answering: "? Running", as wide
+    as :func:`badge_label` (the "?" takes the place of the leading and one trailing space),
+    so marking a host unreachable never widens the Status column."""
+    return f"? {status.display(service_type)}".ljust(BADGE_WIDTH + 2)
+
+
+#: The component class of an unconfirmed badge (see :func:`unconfirmed_label`).
+UNCONFIRMED_COMPONENT = f"status-badge--{UNCONFIRMED_CLASS}"
 
 
 class StatusBadge(Static):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from textual.app import App, ComposeResult
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Input
@@ -33,6 +34,17 @@ from .conftest import (
 )
 
 SIZE = (120, 40)
+
+
+@pytest.fixture(autouse=True)
+def _no_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo hosts are TEST-NET addresses behind a blocked network: a real poll would
+    find them unreachable and the dashboard would (rightly) show their services as
+    unconfirmed. These tests are about the list itself; tests/tui/test_unreachable.py is
+    about polls that do not answer."""
+    from .fakes import no_polling
+
+    no_polling(monkeypatch.setattr)
 
 
 def headings(table: ServiceTable) -> list[str]:
