@@ -122,3 +122,72 @@ async def test_create_in_the_wizard_then_delete_from_the_dashboard(
     assert sql(host_a, "SELECT 1 FROM pg_roles WHERE rolname = 'havsh_tuisvc_a';") == []
     ops = inventory.list_operations(service=SLUG, host="hosta")
     assert ops[0]["kind"] == "service.delete" and ops[0]["state"] == "done"
+
+
+# -- a host that stops answering (task: TUI robustness) -------------------------------------------
+
+GHOST = "u4-ghost"
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_unreachable_host_shows_its_services_unconfirmed_then_recovers(
+        havsh_paths, inventory, pool, host_a, cleanup):
+    """A fake host entry (u4-dead: host A's address with a closed port, nothing shared is
+    stopped) with a Running service row: the real poller finds it unreachable and the
+    dashboard shows "? Running" with the host and the reason, the inventory keeps Running.
+    Pointed at host A's sshd, the next good poll brings the real status (Missing: host A
+    has no such container)."""
+    from dataclasses import replace
+
+    from havsh_tui.core.model import Service
+    from havsh_tui.screens.dashboard import DashboardScreen
+    from havsh_tui.widgets.service_table import row_key_for
+
+    cleanup.add(GHOST)
+    dead = replace(host_a, name="u4-dead", port=_closed_port())
+    inventory.add_host(dead)
+    inventory.add_service(Service(name=GHOST, host="u4-dead", type=ServiceType.TEST,
+                                  odoo_version="17.0", image="havsh-test/odoo:17.0",
+                                  status=ServiceStatus.RUNNING, database="u4_ghost"))
+    app = make_app(havsh_paths, Settings(poll_interval=1.0, ssh_connect_timeout=3.0),
+                   inventory=inventory, pool=pool)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        dashboard = await on(pilot, DashboardScreen)
+        table = dashboard.table
+        ghost = next(s for s in table.services if s.name == GHOST)
+        key = row_key_for(ghost)
+        await wait_for(pilot, lambda: table.unreachable_reason("u4-dead") is not None, 60,
+                       "the poll of the dead host")
+        assert table.get_cell(key, "status").plain.strip() == "? Running"
+        # The poll's own words: "root@127.0.0.1:PORT: connection refused (is sshd running?)".
+        assert f":{dead.port}" in table.unreachable_reason("u4-dead")
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.pause()
+        line = dashboard.query_one("#unreachable-line")
+        text = str(line.render())
+        assert line.display and "u4-dead is not answering" in text
+        assert table.unreachable_reason("u4-dead") in text
+        assert "not answering: u4-dead" in dashboard.sub_title
+        # Display only: the inventory keeps the last known status.
+        assert inventory.get_service(GHOST, host="u4-dead").status is ServiceStatus.RUNNING
+        # Host A answers for real on its own sshd: unconfirmed no more.
+        assert table.unreachable_reason("hosta") is None
+
+        # The host "comes back": the same entry pointed at host A's sshd.
+        inventory.update_host(replace(dead, port=host_a.port))
+        app.poller.sync()
+        await wait_for(pilot, lambda: table.unreachable_reason("u4-dead") is None, 60,
+                       "a good poll of the host")
+        await pilot.pause()
+        assert table.get_cell(key, "status").plain.strip() == "Missing"
+        assert not dashboard.query_one("#unreachable-line").display
+        assert "not answering" not in dashboard.sub_title
