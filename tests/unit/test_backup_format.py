@@ -497,6 +497,43 @@ def test_backup_sh_checks_its_arguments_first(bad):
     assert r.returncode != 0 and "ERROR: bad" in r.stderr
 
 
+@pytest.mark.parametrize("compression", ["store", "deflate", "max"])
+def test_backup_sh_end_to_end_with_a_fake_postgres(tmp_path, compression):
+    """backup.sh whole, with psql and pg_dump faked: the zip reads like Odoo's, and the
+    sha256 taken on the way (filestore part during the dump, then the rest) is the file's."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "psql").write_text("""#!/bin/sh
+in=$(cat)
+case $in in *pg_database*) echo 1;;
+  *) echo '{"odoo_dump" : "1", "db_name" : "d", "version" : "17.0", "pg_version" : "15.0"}';;
+esac
+""")
+    (bindir / "pg_dump").write_text("#!/bin/sh\nawk 'BEGIN { for (i = 0; i < 50000; i++) "
+                                    "printf \"INSERT %d row %d;\\n\", i, i * 7 }'\n")
+    for f in bindir.iterdir():
+        f.chmod(0o755)
+    files = _filestore(tmp_path / "fs", SIZES[:8])
+    out = tmp_path / "out"
+    r = subprocess.run(["sh", str(SCRIPTS / "backup.sh"), "dir", str(out), "erp", "d", "17.0",
+                        "manual", "zip", compression, str(tmp_path / "fs"), "0", "h", "test"],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"})
+    assert r.returncode == 0, r.stderr
+    assert "reading the zip again" not in r.stderr
+    result = json.loads(r.stdout.splitlines()[-1].removeprefix("RESULT "))
+    path = out / "erp" / result["file"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == result["sha256"]
+    assert result["compression"] == compression
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+        assert z.getinfo("dump.sql").compress_type == (
+            zipfile.ZIP_STORED if compression == "store" else zipfile.ZIP_DEFLATED)
+        assert z.read("dump.sql").count(b"\n") == 50000
+        assert {n for n in z.namelist() if n.startswith("filestore/")} == {
+            f"filestore/{rel}" for rel in files}
+
+
 # -- cron ---------------------------------------------------------------------------------------
 def test_the_schedulers_awk_and_python_agree():
     rng = random.Random(11)

@@ -760,6 +760,10 @@ zip_finish() {
   [ "$(wc -c < "$HV_ZIP")" -eq "$HV_OFF" ] || hv_write_failed "the central directory"
 }
 
+hv_sha256_stream() { # stdin -> "SHA256 ..." on stdout
+  if command -v openssl > /dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi
+}
+
 hv_sha256() { # FILE -> HV_SHA
   if command -v openssl > /dev/null 2>&1 && HV_SHA=$(openssl dgst -sha256 -r "$1" 2>/dev/null); then
     HV_SHA=${HV_SHA%% *}
