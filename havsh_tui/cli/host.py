@@ -262,7 +262,8 @@ def host_ls(ctx: Context, do_check: bool) -> None:
 def _health_summary(h) -> str:
     return (f"docker {h.docker_version}, {h.cpus} cpu, load {h.load1}, "
             f"mem {_fmt_bytes(h.mem_available)} free, disk {_fmt_bytes(h.disk_free)} free, "
-            f"{h.managed_containers} managed, rtt {h.rtt_ms} ms")
+            f"{h.managed_containers} managed, rtt {h.rtt_ms} ms"
+            + "".join(f", {name} {state}" for name, state in (h.platform or {}).items()))
 
 
 def _check_many(ctx: Context, hosts) -> dict:

@@ -75,6 +75,10 @@ class HostHealth:
     disk_free: int | None = None
     disk_total: int | None = None
     managed_containers: int | None = None
+    #: The platform's own containers on the host (havsh-postgres, havsh-proxy, and the
+    #: backup scheduler havsh-backups once a schedule exists): name to state ("running",
+    #: "exited", ...), from the poll's list. Missing ones are not in it.
+    platform: dict[str, str] = field(default_factory=dict)
     #: A Docker API round trip (the poll's labelled containers list over a kept
     #: channel), in ms.
     rtt_ms: float | None = None
@@ -302,6 +306,20 @@ def _host_stats(session: HostSession, root: str, left) -> dict:
 _MANAGED_FILTER = json.dumps({"label": [LABEL_MANAGED]})
 
 
+#: The containers that make up the platform on a host, in the order they are shown.
+PLATFORM_CONTAINERS = ("havsh-postgres", "havsh-proxy", "havsh-backups")
+
+
+def _platform_states(rows: list[dict]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for row in rows:
+        for name in row.get("Names") or []:
+            name = name.lstrip("/")
+            if name in PLATFORM_CONTAINERS:
+                found[name] = str(row.get("State") or "unknown")
+    return {n: found[n] for n in PLATFORM_CONTAINERS if n in found}
+
+
 def check_host(session: HostSession, timeout: float = POLL_TIMEOUT) -> HostHealth:
     """Poll one host: engine, CPU, load, memory, disk of the docker root, our containers, RTT.
 
@@ -353,6 +371,7 @@ def check_host(session: HostSession, timeout: float = POLL_TIMEOUT) -> HostHealt
         mem_total=info.get("MemTotal"),
         docker_root=root,
         managed_containers=len(managed),
+        platform=_platform_states(managed),
         rtt_ms=round(rtt, 2),
         ssh_rtt_ms=round(ssh_rtt * 1000, 2),
     )

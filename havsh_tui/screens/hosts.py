@@ -334,6 +334,11 @@ class HostsScreen(Screen[None]):
             f" · disk {disk}",
             images,
         ]
+        platform = getattr(health, "platform", None) or {}
+        if platform:
+            roles = {"havsh-backups": " (backup scheduler)"}
+            lines.append("platform: " + " · ".join(
+                f"{name}{roles.get(name, '')} {state}" for name, state in platform.items()))
         return Text("\n".join(lines))
 
     @staticmethod

@@ -93,3 +93,18 @@ def test_the_lean_get_answers_what_the_sdk_answers(pool, host_b):
         if ids == sdk:
             break
     assert ids == sdk
+
+
+def test_the_poll_shows_the_platform_containers(pool, host_b, secret_store):
+    """The hosts screen and `host check` show havsh-postgres, havsh-proxy (and the backup
+    scheduler once there is a schedule) with their states, from the poll's one list."""
+    from havsh_tui.ops.bootstrap import bootstrap_host
+
+    session = pool.session(host_b)
+    bootstrap_host(session, secret_store)
+    health = ops_hosts.check_host(session)
+    assert health.reachable, health.error
+    assert health.platform.get("havsh-postgres") == "running"
+    assert health.platform.get("havsh-proxy") == "running"
+    assert set(health.platform) <= set(ops_hosts.PLATFORM_CONTAINERS)
+    assert health.to_dict()["platform"] == health.platform

@@ -58,6 +58,8 @@ def demo_health() -> dict[str, HostHealth]:
             disk_free=180 * GiB,
             disk_total=480 * GiB,
             managed_containers=6,
+            platform={"havsh-postgres": "running", "havsh-proxy": "running",
+                      "havsh-backups": "running"},
             rtt_ms=1.8,
             checked_at=at,
         ),
