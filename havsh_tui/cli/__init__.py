@@ -253,6 +253,8 @@ def rescan(ctx: Context, host_name: str | None) -> None:
             lines.append(f"  + {slug}")
         for slug in r.missing:
             lines.append(f"  ? {slug} (its container is gone)")
+        for slug in r.urls:
+            lines.append(f"  ~ {slug}: URL and hostnames set from the host's proxy")
     emit(ctx, [r.to_dict() for r in results], "\n".join(lines) or "no hosts")
     if any(not r.reachable for r in results):
         sys.exit(EXIT_ERROR)

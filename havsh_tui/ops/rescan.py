@@ -124,6 +124,8 @@ class RescanResult:
     updated: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    #: Services whose URL or custom hostnames were set again from the host's proxy.
+    urls: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -137,7 +139,8 @@ def rescan_host(inventory, pool, host, audit=None) -> RescanResult:
     """Adopt labelled services the inventory lacks, refresh known ones, mark the gone Missing."""
     result = RescanResult(host=host.name)
     try:
-        observed = observe_host(pool.session(host).docker())
+        client = pool.session(host).docker()
+        observed = observe_host(client)
     except (RemoteError, OSError) as exc:
         result.reachable = False
         result.error = str(exc)
@@ -182,10 +185,30 @@ def rescan_host(inventory, pool, host, audit=None) -> RescanResult:
             continue
         inventory.update_service(host.name, slug, status=ServiceStatus.MISSING)
         result.missing.append(slug)
+    result.urls = _refresh_urls(inventory, client, host.name, list(observed))
     if audit is not None and (result.adopted or result.missing):
         audit.append(host.name, "rescan", host.name, "ok",
                      f"adopted {result.adopted}, missing {result.missing}")
     return result
+
+
+def _refresh_urls(inventory, client, host_name: str, slugs: list[str]) -> list[str]:
+    """URLs and custom hostnames from the host's proxy (routes.json is their truth), so an
+    adopted service, or one whose hostnames another havsh changed, shows the right ones.
+    No proxy, or one that can't be read: the inventory's URLs stay as they are."""
+    from havsh_tui.ops import proxy
+
+    try:
+        state = proxy.read_state(client)
+    except Exception:  # noqa: BLE001 - no proxy (ProxyMissing) or it did not answer
+        return []
+    if state is None:
+        return []
+    before = {s.name: (s.url, list(s.hostnames or []))
+              for s in inventory.list_services(host=host_name)}
+    proxy.refresh_urls(inventory, host_name, state, slugs)
+    return sorted(s.name for s in inventory.list_services(host=host_name)
+                  if before.get(s.name) != (s.url, list(s.hostnames or [])))
 
 
 def rescan_all(inventory, pool, audit=None, max_workers: int = 16) -> list[RescanResult]:

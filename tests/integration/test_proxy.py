@@ -631,3 +631,35 @@ def test_host_add_and_ls_take_the_proxy_settings(env):
         assert env.inventory.get_host("px-hostc").base_domain is None
     finally:
         env.cli("host", "rm", "px-hostc")
+
+
+def test_rescan_takes_urls_and_hostnames_from_the_proxy(env, tmp_path):
+    """A lost inventory rebuilt by rescan gets each service's URL and custom hostnames back
+    from the host's proxy (routes.json), not only its containers."""
+    from havsh_tui.core.inventory import open_inventory
+    from havsh_tui.core.paths import AppPaths
+    from havsh_tui.ops.rescan import rescan_host
+
+    a1 = env.inventory.get_service("px-a1", host="hosta")
+    custom = "shop-rescan.example.test"
+    proxy.add_hostname(env.inventory, env.pool, a1, custom)
+    try:
+        fresh = open_inventory(AppPaths(home=tmp_path / "fresh").ensure())
+        fresh.add_host(env.hosts["hosta"])
+        result = rescan_host(fresh, env.pool, env.hosts["hosta"])
+        assert "px-a1" in result.adopted and "px-a1" in result.urls
+        got = fresh.get_service("px-a1", host="hosta")
+        assert (got.url, got.hostnames) == (f"https://{custom}", [custom])
+        a2 = fresh.get_service("px-a2", host="hosta")
+        assert (a2.url, a2.hostnames) == (f"https://px-a2.{BASE['hosta']}", [])
+        # Changed meanwhile by another havsh: the next rescan brings the change.
+        proxy.remove_hostname(env.inventory, env.pool,
+                              env.inventory.get_service("px-a1", host="hosta"), custom)
+        again = rescan_host(fresh, env.pool, env.hosts["hosta"])
+        assert again.urls == ["px-a1"]
+        got = fresh.get_service("px-a1", host="hosta")
+        assert (got.url, got.hostnames) == (f"https://px-a1.{BASE['hosta']}", [])
+    finally:
+        a1 = env.inventory.get_service("px-a1", host="hosta")
+        if custom in (a1.hostnames or []):
+            proxy.remove_hostname(env.inventory, env.pool, a1, custom)
