@@ -491,7 +491,8 @@ def add_host(
 
 #: Fields of a Host that say how to reach it (a change is tested before it is saved).
 CONNECTION_FIELDS = ("address", "port", "user", "identity_file", "jump", "ssh_alias")
-SETTING_FIELDS = ("postgres_image", "odoo_image", "proxy_image", "base_domain", "tls")
+SETTING_FIELDS = ("postgres_image", "odoo_image", "proxy_image", "base_domain", "tls",
+                  "proxy_bind")
 
 
 def update_host(
@@ -514,6 +515,10 @@ def update_host(
     unknown = set(changes) - set(CONNECTION_FIELDS) - set(SETTING_FIELDS)
     if unknown:
         raise OpsError(f"cannot change {', '.join(sorted(unknown))} of a host")
+    if changes.get("proxy_bind") is not None:
+        from havsh_tui.ops.proxy import validate_bind
+
+        changes = {**changes, "proxy_bind": validate_bind(changes["proxy_bind"])}
     changed = {k: v for k, v in changes.items() if getattr(host, k) != v}
     if not changed:
         return host
