@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import configparser
 import json
-import shutil
-import subprocess
 
 import pytest
 
@@ -149,15 +147,6 @@ def test_caddyfile_acme_is_https_only():
 def test_caddyfile_without_routes_is_only_global_options():
     text = proxy.render_caddyfile(ProxyState(), ["px-a"])
     assert "reverse_proxy" not in text and "{\n" in text
-
-
-@pytest.mark.skipif(shutil.which("caddy") is None, reason="no caddy binary on this machine")
-def test_caddyfile_adapts_with_caddy(tmp_path):  # pragma: no cover - depends on the machine
-    st = ProxyState("a.havsh.test", "internal", {"px-a": ["erp.example.com"]})
-    f = tmp_path / "Caddyfile"
-    f.write_text(proxy.render_caddyfile(st, ["px-a", "px-b"]))
-    subprocess.run(["caddy", "adapt", "--config", str(f), "--adapter", "caddyfile"], check=True,
-                   capture_output=True)
 
 
 def test_proxy_mode_in_odoo_conf():
