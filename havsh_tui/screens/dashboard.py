@@ -436,6 +436,8 @@ class DashboardScreen(ServiceActions, Screen[None]):
         self._polled: dict[str, tuple[datetime, dict[str, ServiceStatus]]] = {}
         #: Hosts whose polls stopped answering: since when (the app's clock), by host.
         self._unreachable_since: dict[str, datetime] = {}
+        #: Of those, the ones whose SSH answered but whose service list failed.
+        self._list_failed: set[str] = set()
 
     def compose(self) -> ComposeResult:
         app = self.havsh
@@ -546,6 +548,10 @@ class DashboardScreen(ServiceActions, Screen[None]):
         table = self.table
         services = table.services
         if statuses is None:
+            if health is not None and getattr(health, "reachable", False):
+                self._list_failed.add(host)
+            else:
+                self._list_failed.discard(host)
             self._mark_unreachable(host, unreachable_reason(health))
         else:
             self._mark_reachable(host)
@@ -574,6 +580,7 @@ class DashboardScreen(ServiceActions, Screen[None]):
 
     def _mark_reachable(self, host: str) -> None:
         self._unreachable_since.pop(host, None)
+        self._list_failed.discard(host)
         if self.table.set_host_unreachable(host, None):
             self.sub_title = self._summary()
             self._update_unreachable_line()
@@ -587,9 +594,10 @@ class DashboardScreen(ServiceActions, Screen[None]):
             return None
         since = self._unreachable_since.get(service.host)
         when = f" since {_aware(since).astimezone(UTC):%H:%M} UTC" if since else ""
-        return (f"{service.host} is not answering{when}: {reason}. {service.name} was "
-                f"{service.status_label} at its last good poll; unconfirmed until the host "
-                "answers again.")
+        what = ("did not list its services" if service.host in self._list_failed
+                else "is not answering")
+        return (f"{service.host} {what}{when}: {reason}. {service.name} was last known "
+                f"{service.status_label}; unconfirmed until the host answers again.")
 
     def _update_unreachable_line(self) -> None:
         if not self.is_mounted:

@@ -93,7 +93,7 @@ async def test_unreachable_host_shows_its_services_unconfirmed(app: Any):
         assert shown is not None and shown.display
         text = str(shown.render())
         assert "bravo is not answering since 12:00 UTC" in text
-        assert REASON in text and "shop-prod was Running" in text
+        assert REASON in text and "shop-prod was last known Running" in text
         # On a service of a host that answers, the line goes away.
         await select(pilot, "erp-prod")
         assert not line(app).display
@@ -117,7 +117,9 @@ async def test_statuses_call_failing_on_a_reachable_host_is_unconfirmed_too(app:
         await pilot.pause()
         assert badge(app, "erp-prod").strip() == "? Running"
         await select(pilot, "erp-prod")
-        assert "docker list timed out" in str(line(app).render())
+        text = str(line(app).render())
+        assert "alpha did not list its services since 12:00 UTC" in text
+        assert "docker list timed out" in text
 
 
 async def test_the_reason_follows_the_latest_failed_poll_and_since_stays(app: Any):
