@@ -131,16 +131,6 @@ CACHE=
 [ "$MODE" = dir ] && [ -f "$DIR/.havsh-crc-cache" ] && CACHE=$DIR/.havsh-crc-cache
 zip_add_filestore "$FSDIR" "$CACHE"
 hv_log "filestore written: $HV_FILES files, $HV_FSBYTES bytes ($(grep -c . "$HV_TMP/crc.new") CRCs, $([ -n "$CACHE" ] && awk '$4 != "-"' "$HV_TMP/fs.list" | wc -l || echo 0) of them from the cache)"
-# The zip's sha256 on the way, not by reading it all again at the end: its filestore part
-# (final now) while the dump is still being written, the dump's part as it is appended,
-# then the rest. One hasher reads a fifo that this shell keeps open on fd 7.
-FSLEN=$HV_OFF
-mkfifo "$TMP/sha.fifo" || hv_die "mkfifo failed"
-hv_sha256_stream < "$TMP/sha.fifo" > "$TMP/sha.out" &
-SHAPID=$!
-exec 7> "$TMP/sha.fifo"
-head -c "$FSLEN" "$PARTIAL" >&7 &
-SHAFS=$!
 wait "$DUMPPID" || { DUMPPID=; exit 1; }
 DUMPPID=
 kill "$TICKER" 2> /dev/null; TICKER=
@@ -150,8 +140,7 @@ hv_log "dump written: $DUMP_SIZE bytes"
 set -- $(cat "$TMP/dump/cd")
 [ $# -eq 7 ] || hv_die "the dump's entry is missing"
 DUMP_BYTES=$3
-wait "$SHAFS" || hv_die "cannot read $PARTIAL"
-tee -a "$PARTIAL" < "$DUMPPART" >&7 || hv_write_failed "the dump"
+cat "$DUMPPART" >> "$PARTIAL" || hv_write_failed "the dump"
 rm -f "$DUMPPART"
 { printf '%s %s %s %s %s %s %s\n' "$1" "$2" "$3" $(( HV_OFF + $4 )) "$5" "$6" "$7"
   cat "$HV_CD"; } > "$TMP/cd.all" && mv "$TMP/cd.all" "$HV_CD" || hv_die "cannot write $TMP"
@@ -165,14 +154,7 @@ printf '%s, "havsh": {"format": "%s", "compression": "%s", "service": "%s", "hos
 zip_add_file manifest.json "$TMP/manifest.json"
 zip_finish
 hv_log "zip complete: $HV_OFF bytes"
-tail -c +$(( FSLEN + DUMP_SIZE + 1 )) "$PARTIAL" >&7 || hv_die "cannot read $PARTIAL"
-exec 7>&-
-wait "$SHAPID"
-HV_SHA=
-read -r HV_SHA _ < "$TMP/sha.out"
-case $HV_SHA in
-  *[!0-9a-f]*|'') hv_log "the sha256 on the way failed: reading the zip again"; hv_sha256 "$PARTIAL" ;;
-esac
+hv_sha256 "$PARTIAL"
 hv_log "sha256 $HV_SHA"
 SIZE=$(wc -c < "$PARTIAL")
 RESULT=$(printf '{"havsh_backup": 1, "id": "%s", "file": "%s.zip", "service": "%s", "host": "%s", "service_type": "%s", "database": "%s", "kind": "%s", "format": "%s", "compression": "%s", "created_at": "%s", "size": %s, "sha256": "%s", "odoo_version": "%s", "pg_version": "%s", "files": %s, "filestore_bytes": %s, "dump_bytes": %s}' \

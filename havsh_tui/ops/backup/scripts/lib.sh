@@ -355,19 +355,22 @@ hv_write_failed() {
   hv_die "writing $1 to $HV_ZIP failed (${_free:-?} bytes free on that disk): no space left?"
 }
 
-# stdin deflated (raw, zlib level HV_LEVEL) to stdout; "CRC SIZE CSIZE" to the file $ARGV[0].
+# stdin deflated (raw, zlib level HV_LEVEL; HV_LEVEL=store: copied as is) to stdout;
+# "CRC SIZE CSIZE" to the file $ARGV[0].
 HV_PERL_DEFLATE='use Compress::Raw::Zlib; binmode STDIN; binmode STDOUT;
-my ($d, $s) = Compress::Raw::Zlib::Deflate->new(-Level => ($ENV{HV_LEVEL} || 1),
+my $store = ($ENV{HV_LEVEL} || "") eq "store";
+my ($d, $s) = Compress::Raw::Zlib::Deflate->new(-Level => ($store ? 1 : $ENV{HV_LEVEL} || 1),
   -WindowBits => -15, -Bufsize => 1048576, -AppendOutput => 0);
 $s == Z_OK or exit 2;
 my ($c, $n, $m, $b, $o, $r) = (0, 0, 0);
 while ($r = sysread(STDIN, $b, 1048576)) {
   $c = Compress::Raw::Zlib::crc32($b, $c); $n += $r;
+  if ($store) { print $b or exit 3; $m += $r; next }
   $d->deflate($b, $o) == Z_OK or exit 2;
   if (length $o) { print $o or exit 3; $m += length $o }
 }
 defined $r or exit 4;
-$d->flush($o) == Z_OK or exit 2; print $o or exit 3; $m += length $o;
+if (!$store) { $d->flush($o) == Z_OK or exit 2; print $o or exit 3; $m += length $o }
 close STDOUT or exit 3;
 open(my $f, ">", $ARGV[0]) or exit 4; print $f "$c $n $m\n"; close $f or exit 4;'
 
@@ -376,8 +379,8 @@ zip_add_stream() {
   local _name _how _n _head _start _bg _gz _st _end _crc _isize _usize _csize _ck _lho
   _name=$1; _how=$2; shift 2
   hv_safe_name "$_name" || hv_die "bad entry name $_name"
-  if [ "$_how" = deflate ] && hv_perl_ok; then
-    hv_add_stream_perl "$_name" "$@"
+  if hv_perl_ok; then
+    hv_add_stream_perl "$_name" "$_how" "$@"
     return
   fi
   _n=${#_name}
@@ -453,15 +456,17 @@ zip_add_stream() {
   rm -f "$HV_TMP/fifo"
 }
 
-# hv_add_stream_perl NAME COMMAND...: a deflated entry with perl's zlib (level HV_LEVEL, 1
-# by default: the fastest), which takes the CRC and the sizes on the way; a zip64 data
-# descriptor after the data.
+# hv_add_stream_perl NAME deflate|store COMMAND...: an entry through perl, which takes the
+# CRC and the sizes on the way, deflating with zlib (level HV_LEVEL, 1 by default: the
+# fastest) or not; a zip64 data descriptor after the data.
 hv_add_stream_perl() {
-  local _name _n _start _st _gz _end _crc _usize _csize _lho
-  _name=$1; shift
+  local _name _how _n _start _st _gz _end _crc _usize _csize _lho _method _level
+  _name=$1; _how=$2; shift 2
   _n=${#_name}
+  _method=8; _level=${HV_LEVEL:-1}
+  [ "$_how" = store ] && { _method=0; _level=store; }
   hv_reset
-  hv_le32 67324752; hv_le16 45; hv_le16 8; hv_le16 8   # PK\3\4, 4.5, descriptor, deflate
+  hv_le32 67324752; hv_le16 45; hv_le16 8; hv_le16 "$_method"   # PK\3\4, 4.5, descriptor
   hv_le16 "$HV_DOSTIME"; hv_le16 "$HV_DOSDATE"
   hv_le32 0; hv_le32 "$HV_M32"; hv_le32 "$HV_M32"
   hv_le16 "$_n"; hv_le16 20
@@ -471,7 +476,7 @@ hv_add_stream_perl() {
   _lho=$HV_OFF
   _start=$(( HV_OFF + 30 + _n + 20 ))
   rm -f "$HV_TMP/count" "$HV_TMP/status"
-  { "$@"; echo $? > "$HV_TMP/status"; } | perl -e "$HV_PERL_DEFLATE" "$HV_TMP/count" >> "$HV_ZIP"
+  { "$@"; echo $? > "$HV_TMP/status"; } | HV_LEVEL=$_level perl -e "$HV_PERL_DEFLATE" "$HV_TMP/count" >> "$HV_ZIP"
   _gz=$?
   _st=$(cat "$HV_TMP/status" 2>/dev/null)
   [ "${_st:-1}" -eq 0 ] || hv_die "$1 exited ${_st:-?} while writing $_name"
@@ -484,7 +489,7 @@ hv_add_stream_perl() {
   hv_le32 "$_crc"; hv_le64 "$_csize"; hv_le64 "$_usize"
   printf "$HV_B" >> "$HV_ZIP" || hv_write_failed "$_name"
   HV_OFF=$(( _end + 24 ))
-  hv_cd_add "$_crc" "$_csize" "$_usize" "$_lho" 8 8 "$_name"
+  hv_cd_add "$_crc" "$_csize" "$_usize" "$_lho" "$_method" 8 "$_name"
 }
 
 # hv_local_header NAME CRC SIZE EXTRA_PAYLOAD_LEN: a stored entry's local header in HV_B,
@@ -758,10 +763,6 @@ zip_finish() {
   printf "$HV_B" >> "$HV_ZIP" || hv_write_failed "the end of the zip"
   HV_OFF=$(( HV_OFF + HV_POS ))
   [ "$(wc -c < "$HV_ZIP")" -eq "$HV_OFF" ] || hv_write_failed "the central directory"
-}
-
-hv_sha256_stream() { # stdin -> "SHA256 ..." on stdout
-  if command -v openssl > /dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi
 }
 
 hv_sha256() { # FILE -> HV_SHA
