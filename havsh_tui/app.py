@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -30,20 +29,12 @@ from havsh_tui.screens.help import HelpScreen
 from havsh_tui.screens.hosts import HostsScreen
 from havsh_tui.screens.logs import LogsScreen
 from havsh_tui.screens.previews import PreviewsScreen, start_reconciler
+from havsh_tui.stylesheets import styles_dir
 from havsh_tui.widgets import backups_tab, hostnames_tab, repos_tab  # noqa: F401 - add their tabs
 from havsh_tui.widgets.operation_log import OperationScreen
 from havsh_tui.workers import HostPoller, describe_error
 
 Clock = Callable[[], datetime]
-
-
-def styles_dir() -> Path:
-    """The .tcss directory: inside the package in a wheel (hatch force-include maps the
-    repo's top-level styles/ there), beside the package in a checkout."""
-    packaged = Path(__file__).parent / "styles"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).parent.parent / "styles"
 
 
 def _utcnow() -> datetime:
@@ -193,11 +184,11 @@ class HavshApp(App[int]):
     """havsh's TUI. Build it with :func:`make_app`."""
 
     TITLE = "havsh"
+    # The dashboard's styles. The hosts and logs screens bring their own (CSS_PATH on the
+    # screen), read when first shown: fewer rules to parse and match before the first paint.
     CSS_PATH = [
         styles_dir() / "havsh.tcss",
-        styles_dir() / "hosts.tcss",
         styles_dir() / "services.tcss",
-        styles_dir() / "logs.tcss",
     ]
 
     # Top-level sections are modes, each with its own screen stack. Adding one is a line

@@ -31,6 +31,7 @@ from havsh_tui.core.model import Host
 from havsh_tui.dialogs.add_host import HostDialog, HostDialogResult
 from havsh_tui.dialogs.confirm import ConfirmDialog
 from havsh_tui.ops.hosts import HostHealth
+from havsh_tui.stylesheets import styles_dir
 from havsh_tui.widgets.data_table import SettledDataTable
 from havsh_tui.widgets.host_table import (
     HostTable,
@@ -101,6 +102,8 @@ def audit_detail(detail: object) -> str:
 
 class HostsScreen(Screen[None]):
     """The base screen of the ``hosts`` mode."""
+
+    CSS_PATH = styles_dir() / "hosts.tcss"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "add_host", "Add", id="host-add"),

@@ -19,6 +19,7 @@ from textual.widgets import Footer, Header, Static
 from havsh_tui.core.model import Service
 from havsh_tui.core.names import container_name
 from havsh_tui.ops.logs import LogStream
+from havsh_tui.stylesheets import styles_dir
 from havsh_tui.widgets.log_pane import LogPane
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ def pane_id(host: str, name: str) -> str:
 
 class LogsScreen(Screen[None]):
     """The base screen of the ``logs`` mode."""
+
+    CSS_PATH = styles_dir() / "logs.tcss"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "toggle_layout", "Layout", id="logs-layout"),
