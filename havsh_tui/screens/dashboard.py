@@ -419,7 +419,7 @@ class DashboardScreen(ServiceActions, Screen[None]):
         Binding("N", "neutralize_service", "Neutralize", id="service-neutralize"),
         Binding("D,delete", "delete_service", "Delete", id="service-delete"),
         Binding("L", "service_logs", "Logs", id="service-logs"),
-        Binding("b", "backup_service", "Backup", id="service-backup", show=False),
+        Binding("b", "backup_service", "Backup", id="service-backup"),
         Binding("R", "rescan", "Rescan", id="services-rescan"),
     ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -53,6 +54,28 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("Age", "age"),
     ("Source/PR", "origin"),
 )
+
+#: Sort keys per column (ties broken by name, then host). Age sorts youngest first.
+SORT_KEYS: dict[str, Callable[[Service], Any]] = {
+    "name": lambda s: (s.name, s.host),
+    "host": lambda s: (s.host, s.name),
+    "odoo": lambda s: (_version_key(s.odoo_version), s.name, s.host),
+    "status": lambda s: (s.status.value, s.name, s.host),
+    "url": lambda s: (s.url or "\uffff", s.name, s.host),  # no URL last
+    "age": lambda s: (-s.created_at.timestamp(), s.name, s.host),
+    "origin": lambda s: ((s.pr if s.type is ServiceType.PREVIEW else s.source) or "\uffff",
+                         s.name, s.host),
+}
+DEFAULT_SORT = "name"
+SORT_UP, SORT_DOWN = "▲", "▼"
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in version.split("."))
+    except ValueError:
+        return (0,)
+
 
 FOLDED = "▸"
 UNFOLDED = "▾"
@@ -158,6 +181,9 @@ class ServiceTable(DataTable[Cell]):
         Binding("enter", "select_cursor", "Open", id="service-open", show=False),
         # The headings' ▾/▸ show it; the help lists it.
         Binding("space", "toggle_group", "Fold", id="toggle-group", show=False),
+        # Sort within each group: o cycles the column, O reverses; a click on a header too.
+        Binding("o", "cycle_sort", "Sort", id="service-sort", show=False),
+        Binding("O", "reverse_sort", "Reverse sort", id="service-sort-reverse", show=False),
     ]
 
     class ServiceSelected(Message):
@@ -211,6 +237,10 @@ class ServiceTable(DataTable[Cell]):
         self._unreachable: dict[str, str] = {}
         self._ready = False
         self._widths: list[int] = []
+        self._shown_labels: list[str] = []
+        #: The column the rows of each group are sorted by, and whether reversed.
+        self.sort_column = DEFAULT_SORT
+        self.sort_reverse = False
         self._load(services)
 
     # -- public API ---------------------------------------------------------------------
@@ -235,7 +265,8 @@ class ServiceTable(DataTable[Cell]):
             # A copy, so the caller's (inventory's) objects are never changed behind its back.
             service = replace(service, status=status)
             self._services[key] = service
-            if self._filter and was_match != self._matches(service):
+            if self.sort_column == "status" or (self._filter
+                                                and was_match != self._matches(service)):
                 # The status is one of the filtered fields: the row appears or disappears.
                 needs_rebuild = True
                 continue
@@ -438,7 +469,8 @@ class ServiceTable(DataTable[Cell]):
             items[key] = service_type
             if self.is_folded(service_type):
                 continue
-            for service in sorted(members, key=lambda s: (s.name, s.host)):
+            for service in sorted(members, key=SORT_KEYS[self.sort_column],
+                                  reverse=self.sort_reverse):
                 key = row_key_for(service)
                 keys.append(key)
                 rows.append(self._service_row(service, now))
@@ -446,11 +478,13 @@ class ServiceTable(DataTable[Cell]):
 
         headings = [rows[i][0].plain for i, key in enumerate(keys) if key.startswith("group/")]
         widths = self._column_widths(headings, now)
-        if widths != self._widths:
+        labels = self._labels()
+        if widths != self._widths or labels != self._shown_labels:
             self.clear(columns=True)
-            for (label, column_key), width in zip(COLUMNS, widths, strict=True):
+            for label, (_label, column_key), width in zip(labels, COLUMNS, widths, strict=True):
                 self.add_column(label, width=width, key=column_key)
             self._widths = widths
+            self._shown_labels = labels
         else:
             self.clear()
         for key, row in zip(keys, rows, strict=True):
@@ -462,7 +496,7 @@ class ServiceTable(DataTable[Cell]):
         """Fixed widths that fit every service, shown or not, so the columns stay put while
         the user filters or folds. Plain string lengths only: far cheaper than the
         DataTable's own measuring of rendered cells."""
-        widths = [cell_len(label) for label, _key in COLUMNS]
+        widths = [cell_len(label) for label in self._labels()]
         totals = self.counts()
         # Room for the filtered form ("▾ Live (3 of 12)") too, so filtering moves no column.
         widths[0] = max(
@@ -516,6 +550,42 @@ class ServiceTable(DataTable[Cell]):
 
     def _item_for(self, row_key: RowKey) -> Service | ServiceType | None:
         return self._row_items.get(row_key.value) if row_key.value is not None else None
+
+    def _labels(self) -> list[str]:
+        """Column labels; the sorted column has an arrow unless it is the default order."""
+        out = []
+        for label, key in COLUMNS:
+            if key == self.sort_column and (key != DEFAULT_SORT or self.sort_reverse):
+                label = f"{label} {SORT_DOWN if self.sort_reverse else SORT_UP}"
+            out.append(label)
+        return out
+
+    def sort_by(self, column: str, reverse: bool | None = None) -> None:
+        """Sort each group's rows by ``column`` (a key of SORT_KEYS); ``reverse`` None keeps
+        the current direction. The cursor stays on the same service."""
+        if column not in SORT_KEYS:
+            raise ValueError(f"no column {column!r} to sort by")
+        self.sort_column = column
+        if reverse is not None:
+            self.sort_reverse = reverse
+        self._rebuild()
+
+    def action_cycle_sort(self) -> None:
+        keys = [key for _label, key in COLUMNS]
+        self.sort_by(keys[(keys.index(self.sort_column) + 1) % len(keys)], reverse=False)
+        self.notify(f"Sorted by {dict((k, lbl) for lbl, k in COLUMNS)[self.sort_column]}",
+                    timeout=2)
+
+    def action_reverse_sort(self) -> None:
+        self.sort_by(self.sort_column, reverse=not self.sort_reverse)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a header sorts by that column; a second click reverses."""
+        event.stop()
+        column = str(event.column_key.value)
+        if column in SORT_KEYS:
+            same = column == self.sort_column
+            self.sort_by(column, reverse=(not self.sort_reverse) if same else False)
 
     def action_toggle_group(self) -> None:
         item = self._item_at_cursor()
