@@ -10,14 +10,17 @@
 # All of them are in the Debian-based official images (coreutils, findutils, gzip, mawk, tar).
 #
 # How the pieces are made:
-# * dump.sql is `pg_dump --no-owner` piped into `gzip -1 -n`. A gzip stream is a 10-byte
+# * dump.sql is stored by default (compression store; deflating 1 GB of SQL takes ~14 s of
+#   one core, more than pg_dump + tar of the whole service). When deflated, without perl
+#   (below), it is `pg_dump --no-owner` piped into `gzip -1 -n`. A gzip stream is a 10-byte
 #   header, a raw deflate stream and an 8-byte trailer (CRC-32, size): the header lands in a
 #   private extra field of the zip entry, the deflate data is the entry's data, and the
 #   trailer is cut off (dd truncates it) and replaced by a zip64 data descriptor. Where the
 #   image has perl with Compress::Raw::Zlib (Debian's postgres images: postgresql-common is
-#   perl), zlib deflates instead, ~1.4x faster than gzip at level 1, and takes the CRC and
-#   the sizes on the way (hv_add_stream_perl); perl's zlib also gives the CRCs of the
-#   filestore files and of a stored dump (HV_PERL=0 turns all of that off).
+#   perl), perl writes the dump's entry instead (hv_add_stream_perl): zlib deflates ~1.4x
+#   faster than gzip at level 1, or the dump is copied as is, and the CRC and the sizes are
+#   taken on the way; perl's zlib also gives the CRCs of the filestore files (HV_PERL=0
+#   turns all of that off).
 # * filestore files are stored (attachments are mostly compressed formats already, and
 #   deflate runs at ~25 MB/s here: far too slow). A stored entry still needs the zip CRC-32.
 #   cksum(1) computes the POSIX CRC, the same polynomial bit-reflected and with the length
