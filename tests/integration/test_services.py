@@ -118,6 +118,12 @@ def test_live_on_a_demo_on_b_full_lifecycle(inventory, secret_store, pool, host_
     results = rescan_all(fresh, pool)
     # Other tests (other xdist workers) may have services on these hosts too.
     assert {"erp-prod", "showroom"} <= set(sum((r.adopted for r in results), []))
+    # Forget theirs again (the inventory only): clean_hosts removes, after this test, every
+    # service this inventory knows, and must not take other tests' services with it.
+    for r in results:
+        for slug in r.adopted:
+            if slug not in ("erp-prod", "showroom"):
+                fresh.remove_service(r.host, slug)
     adopted = fresh.get_service("erp-prod", host="hosta")
     assert adopted.type is ServiceType.LIVE and adopted.status is ServiceStatus.RUNNING
 
