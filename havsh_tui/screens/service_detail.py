@@ -582,12 +582,19 @@ class ServiceDetailScreen(ServiceActions, Screen[None]):
         self.set_timer(delay, self.sample_stats, name="detail-stats")
 
     def _on_host_polled(self, message: Any) -> None:
-        if message.host != self.service.host or message.statuses is None:
+        if message.host != self.service.host:
             return
+        badge = self.query_one("#detail-status", StatusBadge)
+        if message.statuses is None:
+            health = getattr(message, "health", None)
+            reason = getattr(health, "error", None) or f"{self.service.host} did not answer"
+            badge.set_unconfirmed(reason)
+            return
+        badge.set_unconfirmed(None)
         status = message.statuses.get(self.service.name)
         if status is not None and status is not self.service.status:
             self.service.status = status
-            self.query_one("#detail-status", StatusBadge).set_status(status)
+            badge.set_status(status)
             self.refresh_bindings()
 
     # -- the record ----------------------------------------------------------------------------

@@ -87,10 +87,26 @@ class StatusBadge(Static):
     ) -> None:
         super().__init__(id=id, classes=classes)
         self._service_type = service_type
+        #: Why the status is unconfirmed (its host does not answer), or None.
+        self.unconfirmed: str | None = None
         self.set_status(status)
 
     def set_status(self, status: ServiceStatus) -> None:
         self.status = status
         for name in set(STATUS_CLASS.values()):
             self.set_class(name == status_class(status), f"-{name}")
-        self.update(status.display(self._service_type))
+        self._show()
+
+    def set_unconfirmed(self, reason: str | None) -> None:
+        """Mark the status as the last known one ("? Running") while the service's host
+        does not answer (``reason``: why, as a tooltip); None shows it as it is again."""
+        self.unconfirmed = reason
+        self._show()
+
+    def _show(self) -> None:
+        reason = self.unconfirmed
+        self.set_class(reason is not None, "-unconfirmed")
+        text = self.status.display(self._service_type)
+        self.update(f"? {text}" if reason is not None else text)
+        self.tooltip = (f"Last known status; unconfirmed: {reason}" if reason is not None
+                        else None)

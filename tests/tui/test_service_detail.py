@@ -234,6 +234,29 @@ async def test_live_status_reaches_the_badge(app: Any):
         assert detail.check_action("start_service", ()) is True
 
 
+async def test_an_unreachable_host_marks_the_status_unconfirmed(app: Any):
+    from havsh_tui.ops.hosts import HostHealth
+    from havsh_tui.widgets.status_badge import StatusBadge
+
+    async with app.run_test(size=SIZE) as pilot:
+        detail = await open_detail(pilot)
+        badge = detail.query_one("#detail-status", StatusBadge)
+        down = HostHealth(host="alpha", reachable=False,
+                          error="deploy@192.0.2.10: no answer within 8 s")
+        app.poller.deliver(HostPolled("alpha", down, None))
+        await pilot.pause()
+        assert str(badge.content) == "? Running" and badge.has_class("-unconfirmed")
+        assert "no answer within 8 s" in str(badge.tooltip)
+        assert detail.service.status is ServiceStatus.RUNNING  # the last known one stays
+        # Another host's failure changes nothing; the next good poll confirms again.
+        app.poller.deliver(HostPolled("bravo", down, None))
+        app.poller.deliver(HostPolled("alpha", demo_health()["alpha"],
+                                      {"erp-prod": ServiceStatus.RUNNING}))
+        await pilot.pause()
+        assert str(badge.content) == "Running" and not badge.has_class("-unconfirmed")
+        assert badge.tooltip is None
+
+
 class ExtraTab(DetailTab):
     TAB_TITLE = "Backups"
     TAB_ID = "tab-backups"
