@@ -317,9 +317,12 @@ class OperationUpdate(Message):
         self.event = event
 
 
-class TUIReporter:
-    """The ops/ Reporter for an operation started from the TUI: every call becomes an
-    :class:`OperationUpdate` posted to ``target`` (``post_message`` is thread-safe).
+class HostOperationReporter:
+    """The ops/ Reporter of a host operation started from the hosts screen (bootstrap, push
+    an image): every call becomes an :class:`OperationUpdate` posted to ``target``
+    (``post_message`` is thread-safe), shown in the screen's one-line operation status.
+    Service operations report into an operation pane instead
+    (``widgets.operation_log.TUIReporter``).
 
     Progress is sent at most every ``min_interval`` seconds (and always at the end), so a
     pull that reports each chunk does not flood the message queue.

@@ -41,10 +41,10 @@ from havsh_tui.widgets.host_table import (
     state_of,
 )
 from havsh_tui.workers import (
+    HostOperationReporter,
     HostPolled,
     OperationEvent,
     OperationUpdate,
-    TUIReporter,
     describe_error,
 )
 
@@ -477,7 +477,7 @@ class HostsScreen(Screen[None]):
             from havsh_tui.core.secrets import open_secrets
             from havsh_tui.ops.bootstrap import bootstrap_host
 
-            reporter = TUIReporter(self, title, get_current_worker())
+            reporter = HostOperationReporter(self, title, get_current_worker())
             try:
                 result = bootstrap_host(
                     app.pool.session(host), open_secrets(app.paths), reporter, audit=self.audit
