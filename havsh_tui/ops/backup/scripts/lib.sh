@@ -421,8 +421,9 @@ zip_add_stream() {
   fi
   wait "$_bg"
   _st=$(cat "$HV_TMP/status" 2>/dev/null)
-  [ "${_st:-1}" -eq 0 ] || hv_die "$1 exited ${_st:-?} while writing $_name"
+  # The writer first: when the disk fills, it fails, and the producer dies of SIGPIPE (141).
   [ "$_gz" -eq 0 ] || hv_write_failed "$_name"
+  [ "${_st:-1}" -eq 0 ] || hv_die "$1 exited ${_st:-?} while writing $_name"
   _end=$(wc -c < "$HV_ZIP")
   if [ "$_how" = deflate ]; then
     # shellcheck disable=SC2046
@@ -482,8 +483,9 @@ hv_add_stream_perl() {
   { "$@"; echo $? > "$HV_TMP/status"; } | HV_LEVEL=$_level perl -e "$HV_PERL_DEFLATE" "$HV_TMP/count" >> "$HV_ZIP"
   _gz=$?
   _st=$(cat "$HV_TMP/status" 2>/dev/null)
-  [ "${_st:-1}" -eq 0 ] || hv_die "$1 exited ${_st:-?} while writing $_name"
+  # The writer first: when the disk fills, it fails, and the producer dies of SIGPIPE (141).
   [ "$_gz" -eq 0 ] || hv_write_failed "$_name"
+  [ "${_st:-1}" -eq 0 ] || hv_die "$1 exited ${_st:-?} while writing $_name"
   read -r _crc _usize _csize < "$HV_TMP/count" || hv_die "the deflate of $_name said nothing"
   _end=$(wc -c < "$HV_ZIP")
   [ $(( _end - _start )) -eq "${_csize:--1}" ] || hv_write_failed "$_name"
