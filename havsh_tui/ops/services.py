@@ -258,18 +258,47 @@ def container_address(client: docker.DockerClient, container: str) -> str:
     return ip
 
 
+#: A container that has been restarted this many times while its health is awaited is
+#: crashing, not starting: the step fails with its log.
+RESTARTS_GIVEN_UP = 3
+
+
 def wait_healthy(session, service: Service, reporter: Reporter, timeout: float = 180.0) -> None:
     """Poll /web/health through the SSH connection until it answers pass."""
     client = session.docker()
     cname = names.container_name(service.name)
     deadline = time.monotonic() + timeout
     last = "no answer yet"
+    reattached = False
     while time.monotonic() < deadline:
         check_cancelled(reporter)
-        state = client.api.inspect_container(cname)["State"]
+        attrs = client.api.inspect_container(cname)
+        state = attrs["State"]
         if not state.get("Running"):
             raise StepFailed("health", f"the container exited ({state.get('ExitCode')})",
                              container_logs(client, cname))
+        if state.get("Restarting"):
+            # Docker counts a container waiting to be restarted as running, without an
+            # address: say what it is, and give up once it keeps crashing.
+            restarts = int(attrs.get("RestartCount") or 0)
+            last = (f"the container is restarting after exit code {state.get('ExitCode')} "
+                    f"({restarts} restarts)")
+            if restarts >= RESTARTS_GIVEN_UP:
+                raise StepFailed("health", f"the container keeps crashing: {last}",
+                                 container_logs(client, cname))
+            time.sleep(1.0)
+            continue
+        nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        if names.NETWORK_NAME not in nets and not reattached:
+            # Running, but off the havsh network (its endpoint was lost): put it back, once.
+            reattached = True
+            reporter.warning(f"{cname} was not on the {names.NETWORK_NAME} network: "
+                             "connecting it again")
+            try:
+                client.api.connect_container_to_network(cname, names.NETWORK_NAME,
+                                                        aliases=[cname])
+            except docker.errors.APIError as exc:
+                last = f"could not connect it to {names.NETWORK_NAME}: {exc}"
         try:
             ip = container_address(client, cname)
             res = http_request(session.ssh, ip, odoo.HTTP_PORT, "GET", "/web/health",
