@@ -61,11 +61,28 @@ async def _palette(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
+async def _unreachable(pilot: Pilot[Any]) -> None:
+    """bravo stops answering: its services' last statuses are shown unconfirmed."""
+    from havsh_tui.ops.hosts import HostHealth
+    from havsh_tui.widgets.service_table import row_key_for
+    from havsh_tui.workers import HostPolled
+
+    health = HostHealth(host="bravo", reachable=False, error_kind="host_unreachable",
+                        error="deploy@192.0.2.20: no answer within 8 s (connection timed out)")
+    pilot.app.poller.deliver(HostPolled("bravo", health, None))
+    await pilot.pause()
+    table = pilot.app.screen.table
+    shop = next(s for s in table.visible_services() if s.name == "shop-prod")
+    table.move_cursor(row=table.get_row_index(row_key_for(shop)))
+    await pilot.pause()
+
+
 #: (file stem, what to do from a freshly started app). Each starts its own app, so one
 #: screen's state never leaks into the next picture.
 SCREENS: list[tuple[str, Step]] = [
     ("dashboard", _nothing),
     ("dashboard-filter", _filter),
+    ("dashboard-unreachable", _unreachable),
     ("help", _help),
     ("palette", _palette),
 ]
@@ -307,11 +324,18 @@ async def take(out: Path, size: tuple[int, int]) -> list[Path]:
     from havsh_tui.app import make_app
     from havsh_tui.core.paths import AppPaths
     from havsh_tui.core.settings import Settings
+    from havsh_tui.workers import HostPoller
+    from tests.tui import fakes
     from tests.tui.conftest import demo_hosts, demo_services, fill_inventory, frozen_clock
 
     paths = AppPaths.from_env().ensure()
     fill_inventory(paths, demo_hosts(), demo_services())
     written = []
+    # No polls in these pictures (the demo hosts don't exist: every service would show as
+    # unconfirmed); _unreachable feeds one failed poll by hand. The hosts section below
+    # polls its fake pool, so the poller comes back for it.
+    start = HostPoller.start
+    fakes.no_polling(setattr)
     for stem, step in SCREENS:
         app = make_app(paths, Settings(), clock=frozen_clock)
         async with app.run_test(size=size) as pilot:
@@ -323,13 +347,7 @@ async def take(out: Path, size: tuple[int, int]) -> list[Path]:
 
     global _CALLS
     from havsh_tui.screens import service_detail
-    from havsh_tui.workers import HostPoller
-    from tests.tui import fakes
 
-    # These apps are fed fixed host health instead of polls; the hosts section below polls
-    # its fake pool, so the poller comes back after.
-    start = HostPoller.start
-    fakes.no_polling(setattr)
     # One docker stats reading per detail screen, so its sparklines hold still.
     service_detail.STATS_SECONDS = 3600.0
     for stem, step in SERVICE_SCREENS:
