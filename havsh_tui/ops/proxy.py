@@ -1193,8 +1193,9 @@ def apply_host_settings(inventory, pool, host, *, fields: Iterable[str] | None =
     return res.state
 
 
-def refresh_urls(inventory, host_name: str, state: ProxyState, slugs: list[str]) -> int:
-    """Set url and hostnames of the host's services in the inventory from the proxy's state."""
+def refresh_urls(inventory, host_name: str, state: ProxyState, slugs: list[str]) -> list[str]:
+    """Set url and hostnames of the host's services in the inventory from the proxy's state;
+    returns the names of the services that changed."""
     present = set(slugs)
     changes = {}
     for s in inventory.list_services(host=host_name):
@@ -1204,7 +1205,7 @@ def refresh_urls(inventory, host_name: str, state: ProxyState, slugs: list[str])
             changes[s.name] = {"url": url, "hostnames": custom}
     if changes:
         inventory.update_services(host_name, changes, missing_ok=True)
-    return len(changes)
+    return sorted(changes)
 
 
 # ---------------------------------------------------------------------------------------------

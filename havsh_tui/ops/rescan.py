@@ -204,11 +204,7 @@ def _refresh_urls(inventory, client, host_name: str, slugs: list[str]) -> list[s
         return []
     if state is None:
         return []
-    before = {s.name: (s.url, list(s.hostnames or []))
-              for s in inventory.list_services(host=host_name)}
-    proxy.refresh_urls(inventory, host_name, state, slugs)
-    return sorted(s.name for s in inventory.list_services(host=host_name)
-                  if before.get(s.name) != (s.url, list(s.hostnames or [])))
+    return proxy.refresh_urls(inventory, host_name, state, slugs)
 
 
 def rescan_all(inventory, pool, audit=None, max_workers: int = 16) -> list[RescanResult]:

@@ -259,6 +259,15 @@ class _Patch:
         os.environ.pop(name, None)
 
 
+async def _shoot(app: Any, step: Step, target: Path, size: tuple[int, int]) -> Path:
+    """Start ``app``, do ``step``, save the screen as ``target`` (an .svg)."""
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        await step(pilot)
+        app.save_screenshot(filename=target.name, path=str(target.parent))
+    return target
+
+
 async def _feature_shots(paths: Any, out: Path, size: tuple[int, int]) -> list[Path]:
     from tests.tui import test_detail_tabs, test_previews
     from tests.tui.fakes import build_services_app
@@ -272,12 +281,7 @@ async def _feature_shots(paths: Any, out: Path, size: tuple[int, int]) -> list[P
     written = []
     for stem, step in FEATURE_SCREENS:
         app = build_services_app(paths, calls)
-        async with app.run_test(size=size) as pilot:
-            await pilot.pause()
-            await step(pilot)
-            target = out / f"{stem}.svg"
-            app.save_screenshot(filename=target.name, path=str(out))
-            written.append(target)
+        written.append(await _shoot(app, step, out / f"{stem}.svg", size))
     return written
 
 
@@ -338,12 +342,7 @@ async def take(out: Path, size: tuple[int, int]) -> list[Path]:
     fakes.no_polling(setattr)
     for stem, step in SCREENS:
         app = make_app(paths, Settings(), clock=frozen_clock)
-        async with app.run_test(size=size) as pilot:
-            await pilot.pause()
-            await step(pilot)
-            target = out / f"{stem}.svg"
-            app.save_screenshot(filename=target.name, path=str(out))
-            written.append(target)
+        written.append(await _shoot(app, step, out / f"{stem}.svg", size))
 
     global _CALLS
     from havsh_tui.screens import service_detail
@@ -354,12 +353,7 @@ async def take(out: Path, size: tuple[int, int]) -> list[Path]:
         fill_inventory_fresh(paths)
         _CALLS = fakes.install(setattr)
         app = fakes.build_services_app(paths, _CALLS)
-        async with app.run_test(size=size) as pilot:
-            await pilot.pause()
-            await step(pilot)
-            target = out / f"{stem}.svg"
-            app.save_screenshot(filename=target.name, path=str(out))
-            written.append(target)
+        written.append(await _shoot(app, step, out / f"{stem}.svg", size))
     fill_inventory_fresh(paths)
     HostPoller.start = start  # type: ignore[method-assign]
 
@@ -371,12 +365,7 @@ async def take(out: Path, size: tuple[int, int]) -> list[Path]:
         pool = FakePool(fake_opts(paths), demo_health())
         app = make_app(paths, Settings(poll_interval=5.0), pool=pool, clock=frozen_clock)
         try:
-            async with app.run_test(size=size) as pilot:
-                await pilot.pause()
-                await step(pilot)
-                target = out / f"{stem}.svg"
-                app.save_screenshot(filename=target.name, path=str(out))
-                written.append(target)
+            written.append(await _shoot(app, step, out / f"{stem}.svg", size))
         finally:
             pool.close()
     written += await _feature_shots(paths, out, size)
