@@ -29,6 +29,7 @@ import docker.errors
 
 from havsh_tui.core import names
 from havsh_tui.core.model import Service, ServiceStatus, ServiceType, Step, utcnow
+from havsh_tui.core.secrets import generate_password
 from havsh_tui.ops import odoo
 from havsh_tui.ops.bootstrap import bootstrap_host, psql
 from havsh_tui.ops.hosts import OpsError, check_host
@@ -617,7 +618,7 @@ def copy_service(inventory, secret_store, pool, spec: CopySpec,
     image = spec.image or src.image
     version, upgrade = _check_image(src, image)
     same_host = target_host.name == src_host.name
-    db_password = pysecrets.token_urlsafe(24)
+    db_password = generate_password()
     new = Service(
         name=spec.name, host=target_host.name, type=service_type, odoo_version=version,
         image=image, status=ServiceStatus.CREATING, database=names.database_name(spec.name),

@@ -15,8 +15,11 @@ import docker
 import docker.errors
 
 from havsh_tui.core import names
+from havsh_tui.core import secrets as sk
 from havsh_tui.core.model import Service, ServiceStatus, utcnow
+from havsh_tui.core.secrets import generate_password
 from havsh_tui.ops import odoo
+from havsh_tui.ops.bootstrap import psql
 from havsh_tui.ops.hosts import OpsError
 from havsh_tui.ops.images import ImageMissing, _short, has_image, push_image, stream_pull
 from havsh_tui.ops.reporter import NullReporter, Reporter
@@ -88,8 +91,6 @@ def update_image(
     upgrade, which is tested on a copy first. Returns the updated record. On failure the old
     container is restored and StepFailed says which step failed.
     """
-    from havsh_tui.core import secrets as sk
-
     reporter = reporter or NullReporter()
     image = validate_image_ref(image)
     service = inventory.get_service(service.name, host=service.host)
@@ -148,6 +149,9 @@ def update_image(
         steps.run("set aside", lambda: client.api.rename(cname, aside), f"{cname} → {aside}")
         renamed = True
         service.image, service.odoo_version = image, version
+        if not password_usable(db_password):
+            db_password = steps.run("database password", lambda: _rotate_db_password(
+                client, secret_store, service), "the old one began with '-'")
         new_cid = steps.run("container", lambda: create_server_container(
             client, service, db_password, conf), f"{cname} from {image}")
         service.container_id = new_cid
@@ -248,3 +252,24 @@ def _roll_back(client, cname: str, aside: str, new_cid: str | None, renamed: boo
         reporter.warning(f"could not roll back ({exc}); `havsh service show` and the host's "
                          f"`docker ps -a` show what is left ({aside})")
         return False
+
+
+def password_usable(password: str) -> bool:
+    """Whether the image's entrypoint can pass this database password on.
+
+    The official entrypoint hands it to wait-for-psql.py as ``--db_password VALUE``, unquoted:
+    a value that begins with '-' is taken for an option (argparse exits 2 and the container
+    restarts for ever), and whitespace splits it. Copies and restores of earlier builds drew
+    such passwords one time in 64; an update gives them a new one.
+    """
+    return bool(password) and not password.startswith("-") and not any(
+        c.isspace() for c in password)
+
+
+def _rotate_db_password(client, secret_store, service) -> str:
+    """A new database password for the service's role, stored before it is used."""
+    new = generate_password()
+    psql(client, "ALTER ROLE :\"role\" PASSWORD :'pw';\n",
+         variables={"role": names.role_name(service.name), "pw": new})
+    secret_store.set(sk.service_db_password_key(service.host, service.name), new)
+    return new

@@ -178,3 +178,30 @@ def test_refusals(inventory, secret_store, pool, host_a):
         update_ops.update_image(inventory, secret_store, pool, svc, "havsh-test/odoo:18.0")
     with pytest.raises(OpsError, match="database password"):
         update_ops.update_image(inventory, secret_store, pool, svc, "havsh-test/odoo:17.0")
+
+
+@pytest.mark.slow
+def test_update_gives_a_new_database_password_to_one_the_entrypoint_cannot_pass(
+        inventory, secret_store, pool, host_a, service):
+    # Earlier builds drew copy and restore passwords with token_urlsafe: one in 64 began with
+    # '-', which the entrypoint's wait-for-psql.py takes for an option (exit 2, restart loop).
+    from havsh_tui.core import secrets as sk
+    from havsh_tui.core.names import role_name
+    from havsh_tui.ops.bootstrap import psql
+
+    client = pool.session(host_a).docker()
+    bad = "-Fq3" + "x" * 28
+    psql(client, "ALTER ROLE :\"role\" PASSWORD :'pw';\n",
+         variables={"role": role_name(SLUG), "pw": bad})
+    key = sk.service_db_password_key("hosta", SLUG)
+    secret_store.set(key, bad)
+    rep = RecordingReporter()
+    updated = update_ops.update_image(inventory, secret_store, pool, service, service.image,
+                                      rep, pull=False)
+    assert updated.status is ServiceStatus.RUNNING
+    assert ("database password", "done") in rep.steps()
+    new = secret_store.get(key)
+    assert new != bad and update_ops.password_usable(new)
+    env = client.api.inspect_container(f"havsh-{SLUG}")["Config"]["Env"]
+    assert f"PASSWORD={new}" in env
+    assert _health(pool, host_a, SLUG)["status"] == "pass"

@@ -37,6 +37,7 @@ import docker.errors
 
 from havsh_tui.core import names
 from havsh_tui.core.model import Service, ServiceStatus, ServiceType, utcnow
+from havsh_tui.core.secrets import generate_password
 from havsh_tui.ops import odoo
 from havsh_tui.ops.backup.destinations import HostDirectory
 from havsh_tui.ops.backup.jobs import (
@@ -611,7 +612,7 @@ def _restore_new(inventory, secret_store, pool, spec: RestoreSpec, reporter: Rep
     )
     reserve(inventory, new)
     steps = _Steps(inventory, new, reporter)
-    db_password = pysecrets.token_urlsafe(24)
+    db_password = generate_password()
     created = False
     try:
         steps.run("image", lambda: ensure_image(client, host_name, image, reporter), image)
