@@ -197,6 +197,14 @@ class HostListTab(DetailTab):
             return None
         return table.cursor_row
 
+    def confirm_then(self, title: str, body: str, confirm: str,
+                     action: Callable[[], None]) -> None:
+        """Ask (a ConfirmDialog with ``confirm`` on its button); run ``action`` on yes."""
+        from havsh_tui.dialogs.confirm import ConfirmDialog
+
+        self.app.push_screen(ConfirmDialog(title, body, confirm=confirm),
+                             lambda ok: action() if ok else None)
+
     def run_operation(self, screen: OperationScreen[Any], then: Callable[[Any], None]
                       | None = None) -> None:
         """Push an OperationScreen; when it is closed, read the rows (and the record) again."""
@@ -430,17 +438,14 @@ class BackupsTab(HostListTab):
                                         subtitle=f"to {directory}"))
 
     def action_delete_backup(self) -> None:
-        from havsh_tui.dialogs.confirm import ConfirmDialog
-
         record = self.selected()
         if record is None:
             return
-        dialog = ConfirmDialog(
+        self.confirm_then(
             f"Delete backup {record.id}?",
             f"The {record.kind} backup of {record.created_at:%Y-%m-%d %H:%M} UTC "
             f"({human_bytes(record.size)}) is removed from {record.where}. It cannot be undone.",
-            confirm="Delete")
-        self.app.push_screen(dialog, lambda ok: self._delete(record) if ok else None)
+            "Delete", lambda: self._delete(record))
 
     def _delete(self, record: Any) -> None:
         from havsh_tui.core.audit import AuditLog

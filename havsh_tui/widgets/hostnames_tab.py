@@ -204,17 +204,15 @@ class HostnamesTab(HostListTab):
         self.detail.reload()
 
     def action_remove_hostname(self) -> None:
-        from havsh_tui.dialogs.confirm import ConfirmDialog
-
         row = self.selected()
         if row is None or row[1] != "custom":
             return
         hostname = row[0]
-        dialog = ConfirmDialog(
+        self.confirm_then(
             f"Remove {hostname} from {self.service.name}?",
             f"The proxy on {self.service.host} stops serving {hostname}; the service's other "
-            "routes are untouched. Delete its DNS record yourself.", confirm="Remove")
-        self.app.push_screen(dialog, lambda ok: self._remove(hostname) if ok else None)
+            "routes are untouched. Delete its DNS record yourself.",
+            "Remove", lambda: self._remove(hostname))
 
     def _remove(self, hostname: str) -> None:
         from havsh_tui.core.audit import AuditLog

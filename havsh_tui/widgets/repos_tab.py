@@ -167,17 +167,14 @@ class ReposTab(HostListTab):
             starter()
 
     def action_disconnect_repo(self) -> None:
-        from havsh_tui.dialogs.confirm import ConfirmDialog
-
         conn = self.selected()
         if conn is None:
             return
-        dialog = ConfirmDialog(
+        self.confirm_then(
             f"Disconnect {conn.repo} from {self.service.name}?",
             f"Its previews are destroyed first. The addons deployed at "
             f"{(conn.deployed_sha or '?')[:12]} stay in the addons volume.",
-            confirm="Disconnect")
-        self.app.push_screen(dialog, lambda ok: self._disconnect(conn) if ok else None)
+            "Disconnect", lambda: self._disconnect(conn))
 
     def _disconnect(self, conn: Any) -> None:
         from havsh_tui.core.audit import AuditLog
