@@ -190,8 +190,15 @@ def forget_backups(inventory, secret_store, pool, service: Service,
     backups stay in their destinations (`havsh backup ls` still lists them)."""
     policy = get_policy(inventory, service)
     inventory.delete_value(policy_key(service.host, service.name))
-    if any(d.scheduled for d in policy.destinations):
-        configure_scheduler(inventory, secret_store, pool, service.host, reporter)
+    scheduled = any(d.scheduled for d in policy.destinations)
+    if not scheduled:
+        # Another inventory may have scheduled it: its line goes too.
+        client = pool.session(inventory.get_host(service.host)).docker()
+        scheduled = any(len(f := ln.split()) == _N_FIELDS and f[_F_SERVICE] == service.name
+                        for ln in _read_conf(client))
+    if scheduled:
+        configure_scheduler(inventory, secret_store, pool, service.host, reporter,
+                            forget={service.name})
 
 
 # -- the scheduler container ------------------------------------------------------------------
@@ -201,17 +208,29 @@ class SchedulerState:
     action: str  # created, replaced, unchanged, removed, none
     schedules: list[str] = field(default_factory=list)
     container: str | None = None
+    #: Services whose schedules another inventory wrote (they have no policy in this one):
+    #: kept as they were.
+    kept: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def _schedule_lines(inventory, host: str) -> tuple[list[str], dict[str, str], dict[str, str]]:
-    """The schedule file's lines, the host roots to mount, and the services' volumes."""
+#: Fields of a schedule.conf line (see scripts/scheduler.sh): 5 of cron, then these.
+_F_SERVICE, _F_OUTDIR, _F_FSDIR, _N_FIELDS = 5, 8, 12, 15
+
+
+def _schedule_lines(inventory, host: str) -> tuple[list[str], dict[str, str], dict[str, str],
+                                                   set[str]]:
+    """The schedule file's lines, the host roots to mount, the services' volumes, and the
+    services whose schedules this inventory owns (those with a backup policy in it)."""
     lines: list[str] = []
     roots: dict[str, str] = {}
     volumes: dict[str, str] = {}
+    owned: set[str] = set()
     for service in inventory.list_services(host=host):
+        if inventory.get_value(policy_key(service.host, service.name)) is not None:
+            owned.add(service.name)
         policy = get_policy(inventory, service)
         for dest in policy.destinations:
             cron = schedule_of(dest, service.name)
@@ -228,26 +247,92 @@ def _schedule_lines(inventory, host: str) -> tuple[list[str], dict[str, str], di
                 str(dest.keep or DEFAULT_KEEP), dest.compression, dest.format,
                 f"@{service.name}", host, service.type.value,
             ]))
-    return lines, roots, volumes
+    return lines, roots, volumes, owned
+
+
+def _read_conf(client) -> list[str]:
+    """The schedule lines in the host's scheduler container (none if it has no file)."""
+    import io
+    import tarfile
+
+    try:
+        stream, _ = client.api.get_archive(SCHEDULER_CONTAINER, "/havsh/schedule.conf")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile("schedule.conf")
+            text = member.read().decode() if member else ""
+    except (docker.errors.APIError, tarfile.TarError, KeyError):
+        return []
+    return [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def _foreign_lines(client, current: dict, owned: set[str], roots: dict[str, str],
+                   binds: dict[str, dict]) -> tuple[list[str], list[str]]:
+    """The lines of the running scheduler that another inventory wrote: those of services
+    this one has no policy for, whose containers still exist. Their directories are mounted
+    again (``roots``, ``binds``); returns the lines, rewritten for the new mounts, and
+    their services. Two operators with two inventories share one scheduler per host this
+    way: each replaces the schedules it owns and keeps the others'."""
+    old_mounts: dict[str, str] = {}
+    for bind in (current.get("HostConfig") or {}).get("Binds") or []:
+        parts = bind.rsplit(":", 2)
+        if len(parts) >= 2:
+            old_mounts[parts[1]] = parts[0]
+    existing = {(c.get("Labels") or {}).get(names.LABEL_SERVICE) for c in client.api.containers(
+        all=True, filters={"label": [names.LABEL_SERVICE]})}
+    lines, services = [], []
+    for line in _read_conf(client):
+        fields = line.split()
+        if len(fields) != _N_FIELDS:
+            continue
+        svc = fields[_F_SERVICE]
+        if svc in owned or svc not in existing:
+            continue
+        path = old_mounts.get(fields[_F_OUTDIR])
+        if path is None:
+            continue
+        fields[_F_OUTDIR] = roots.setdefault(path, f"/backups/{len(roots)}")
+        fsdir = fields[_F_FSDIR]
+        if not fsdir.startswith("/volumes/"):
+            mount = f"/vol/{svc}"
+            source = old_mounts.get(mount)
+            if source is None:
+                continue
+            binds[source] = {"bind": mount, "mode": "ro"}
+        lines.append(" ".join(fields))
+        services.append(svc)
+    return lines, services
 
 
 def configure_scheduler(inventory, secret_store, pool, host_name: str,
-                        reporter: Reporter | None = None) -> SchedulerState:
-    """Make the host's scheduler container match the schedules of its services."""
+                        reporter: Reporter | None = None,
+                        forget: set[str] | frozenset[str] = frozenset()) -> SchedulerState:
+    """Make the host's scheduler container match the schedules of its services.
+
+    Schedules this inventory owns (services with a backup policy here, and ``forget``: ones
+    just deleted) are written from it; the others in the running scheduler (another
+    operator's inventory wrote them) are kept while their services exist.
+    """
     from havsh_tui.core.secrets import postgres_superuser_key
 
     reporter = reporter or NullReporter()
     host = inventory.get_host(host_name)
     session = pool.session(host)
     client = session.docker()
-    lines, roots, volumes = _schedule_lines(inventory, host_name)
+    lines, roots, volumes, owned = _schedule_lines(inventory, host_name)
     try:
         current = client.api.inspect_container(SCHEDULER_CONTAINER)
     except docker.errors.NotFound:
         current = None
+    binds: dict[str, dict] = {}
+    foreign: list[str] = []
     state = SchedulerState(host=host_name, action="none",
                            schedules=[ln.split(" @")[0] for ln in lines])
-    if not lines:
+    if current is not None:
+        foreign, state.kept = _foreign_lines(client, current, owned | set(forget), roots, binds)
+        if state.kept:
+            reporter.log(f"{host_name}: keeping the schedules of {', '.join(state.kept)} "
+                         "(another inventory's: no backup policy for them here)")
+    if not lines and not foreign:
         if current is not None:
             client.api.remove_container(SCHEDULER_CONTAINER, force=True)
             state.action = "removed"
@@ -260,7 +345,7 @@ def configure_scheduler(inventory, secret_store, pool, host_name: str,
     image = postgres_image(client)
     info = client.api.info()
     volumes_root = posixpath.join(info.get("DockerRootDir") or "/var/lib/docker", "volumes")
-    binds = {volumes_root: {"bind": "/volumes", "mode": "ro"}}
+    binds[volumes_root] = {"bind": "/volumes", "mode": "ro"}
     for path, mount in roots.items():
         binds[path] = {"bind": mount, "mode": "rw"}
     conf_lines = []
@@ -283,6 +368,7 @@ def configure_scheduler(inventory, secret_store, pool, host_name: str,
             binds[volume] = {"bind": mount, "mode": "ro"}
             fsdir = f"{mount}/filestore/{database}"
         conf_lines.append(f"{head} {fsdir} {rest}")
+    conf_lines.extend(foreign)
     conf = ("# havsh backup schedules (UTC): MIN HOUR DOM MON DOW SERVICE DB VERSION OUTDIR "
             "KEEP COMPRESSION FORMAT FSDIR HOST TYPE\n" + "\n".join(conf_lines) + "\n")
     digest = hashlib.sha256("\n".join([
@@ -316,25 +402,13 @@ def configure_scheduler(inventory, secret_store, pool, host_name: str,
 
 def scheduler_status(pool, host, tail: int = 20) -> dict:
     """The scheduler container of a host: its state, schedule file and last log lines."""
-    import io
-    import tarfile
-
     client = pool.session(host).docker()
     try:
         attrs = client.api.inspect_container(SCHEDULER_CONTAINER)
     except docker.errors.NotFound:
         return {"host": host.name, "container": None, "running": False, "schedules": [],
                 "log": []}
-    schedules: list[str] = []
-    try:
-        stream, _ = client.api.get_archive(SCHEDULER_CONTAINER, "/havsh/schedule.conf")
-        data = b"".join(stream)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            member = tar.extractfile("schedule.conf")
-            text = member.read().decode() if member else ""
-        schedules = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
-    except (docker.errors.APIError, tarfile.TarError, KeyError):
-        pass
+    schedules = _read_conf(client)
     log = client.api.logs(SCHEDULER_CONTAINER, tail=tail).decode(errors="replace").splitlines()
     return {"host": host.name, "container": attrs["Id"], "running": attrs["State"]["Running"],
             "status": attrs["State"]["Status"], "image": attrs["Config"]["Image"],
