@@ -42,6 +42,7 @@ from havsh_tui.dialogs.wizard_base import (
 )
 from havsh_tui.ops.backup.model import DEFAULT_KEEP
 from havsh_tui.ops.odoo import VERSIONS, ConfigError, version_from_image
+from havsh_tui.ops.services import name_taken
 from havsh_tui.widgets.operation_log import OperationScreen, human_bytes
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ TITLES = ("Type", "Name", "Host", "Odoo", "Database", "Config", "Review")
 
 #: The steps of ops.services.create_service, shown before they start.
 CREATE_STEPS = (
-    "connect", "bootstrap", "image", "database", "volume", "init", "admin password",
+    "connect", "bootstrap", "check names", "image", "database", "volume", "init", "admin password",
     "container", "start", "health",
 )
 
@@ -528,7 +529,7 @@ def new_draft(app: HavshApp) -> CreateDraft:
     settings = getattr(app, "settings", None)
     return CreateDraft(
         hosts=snapshot.hosts,
-        taken={(s.host, s.name) for s in snapshot.services},
+        taken={(s.host, s.name) for s in snapshot.services if name_taken(s)},
         default_version=getattr(settings, "default_odoo_version", "17.0"),
     )
 
@@ -552,7 +553,8 @@ class CreateScreen(OperationScreen["CreateResult"]):
     once when it is done."""
 
     FAILURE_NOTE = ("What the creation had made on the host was removed. The service stays "
-                    "listed as Failed with this error (its detail, Steps/Log) until deleted.")
+                    "listed as Failed with this error (its detail, Steps/Log) until deleted, "
+                    "or created again under its name.")
 
     def __init__(self, app: HavshApp, spec: CreateSpec) -> None:
         self.spec = spec

@@ -44,6 +44,7 @@ from havsh_tui.ops.services import (
     remove_service_objects,
     reserve,
     service_labels,
+    target_leftovers,
     wait_healthy,
 )
 from havsh_tui.ops.streams import (
@@ -558,37 +559,6 @@ def _replaceable(s: Service) -> bool:
     once the host is checked to hold nothing of it."""
     return s.status is ServiceStatus.FAILED and s.type in (ServiceType.COPY,
                                                             ServiceType.PREVIEW)
-
-
-def target_leftovers(client, slug: str) -> list[str]:
-    """Every object named for ``slug`` on a host: a copy refuses to start over any of them
-    (its cleanup would remove them), whoever made them."""
-    found = []
-    cname = names.container_name(slug)
-    seen = set()
-    for c in client.api.containers(all=True, filters={"label": f"{names.LABEL_SERVICE}={slug}"}):
-        seen.add(c["Id"])
-        found.append(f"container {c['Names'][0].lstrip('/')}")
-    try:
-        c = client.api.inspect_container(cname)
-        if c["Id"] not in seen:
-            found.append(f"container {cname}")
-    except docker.errors.NotFound:
-        pass
-    vols = {v["Name"] for v in client.api.volumes().get("Volumes") or []}
-    for vol in (names.volume_name(slug), names.addons_volume_name(slug)):
-        if vol in vols:
-            found.append(f"volume {vol}")
-    try:
-        running = client.api.inspect_container(names.POSTGRES_CONTAINER)["State"]["Running"]
-    except docker.errors.NotFound:
-        running = False
-    if running:
-        out = psql(client, "SELECT 'database ' || datname FROM pg_database WHERE datname = :'db' "
-                   "UNION ALL SELECT 'role ' || rolname FROM pg_roles WHERE rolname = :'role';\n",
-                   variables={"db": names.database_name(slug), "role": names.role_name(slug)})
-        found += [line for line in out.splitlines() if line.strip()]
-    return found
 
 
 def copy_service(inventory, secret_store, pool, spec: CopySpec,

@@ -402,17 +402,79 @@ def reserve(inventory, service: Service) -> None:
                        "(or another havsh is creating it right now)") from None
 
 
-def validate_new_service(inventory, spec: CreateSpec) -> None:
+def target_leftovers(client, slug: str) -> list[str]:
+    """Every object named for ``slug`` on a host: a copy refuses to start over any of them
+    (its cleanup would remove them), whoever made them."""
+    found = []
+    cname = names.container_name(slug)
+    seen = set()
+    for c in client.api.containers(all=True, filters={"label": f"{names.LABEL_SERVICE}={slug}"}):
+        seen.add(c["Id"])
+        found.append(f"container {c['Names'][0].lstrip('/')}")
+    try:
+        c = client.api.inspect_container(cname)
+        if c["Id"] not in seen:
+            found.append(f"container {cname}")
+    except docker.errors.NotFound:
+        pass
+    vols = {v["Name"] for v in client.api.volumes().get("Volumes") or []}
+    for vol in (names.volume_name(slug), names.addons_volume_name(slug)):
+        if vol in vols:
+            found.append(f"volume {vol}")
+    try:
+        running = client.api.inspect_container(names.POSTGRES_CONTAINER)["State"]["Running"]
+    except docker.errors.NotFound:
+        running = False
+    if running:
+        out = psql(client, "SELECT 'database ' || datname FROM pg_database WHERE datname = :'db' "
+                   "UNION ALL SELECT 'role ' || rolname FROM pg_roles WHERE rolname = :'role';\n",
+                   variables={"db": names.database_name(slug), "role": names.role_name(slug)})
+        found += [line for line in out.splitlines() if line.strip()]
+    return found
+
+
+def is_failed_creation(s: Service) -> bool:
+    """A Live, Test or Demo service whose creation failed (its cleanup took the container; a
+    service that ever ran has one): it may be created again under its name."""
+    return (s.status is ServiceStatus.FAILED and s.type.rules.wizard_creatable
+            and not s.container_id)
+
+
+def name_taken(s: Service) -> bool:
+    """Whether this record keeps its name from a new service on its host."""
+    return s.status is not ServiceStatus.DESTROYED and not is_failed_creation(s)
+
+
+def validate_new_service(inventory, spec: CreateSpec) -> Service | None:
+    """Refuse what can't be created; returns the record of a failed creation of the same
+    name, which a new try replaces (the host is checked to hold nothing of it first)."""
     names.validate_slug(spec.name)
     if not spec.type.rules.wizard_creatable:
         raise OpsError(f"a {spec.type.label} service is not created here: "
                        + ("use `havsh service copy`" if spec.type is ServiceType.COPY
                           else "previews come from GitHub pull requests"))
     inventory.get_host(spec.host)
+    retried = None
     for s in inventory.list_services(host=spec.host):
         if s.name == spec.name and s.status is not ServiceStatus.DESTROYED:
+            if is_failed_creation(s):
+                retried = s
+                continue
             raise OpsError(f"a service named {spec.name!r} exists on {spec.host} already")
     odoo.major(spec.odoo_version)
+    return retried
+
+
+def refuse_leftovers(client, host: str, slug: str, what: str = "a new service") -> None:
+    """Nothing named for ``slug`` may exist on the host before it is created: a failure's
+    cleanup removes everything of that name, so starting over someone else's database or
+    volume would destroy it."""
+    leftovers = target_leftovers(client, slug)
+    if leftovers:
+        raise OpsError(
+            f"{host} already holds {', '.join(leftovers)}: {what} named {slug} will not "
+            "touch them. If they are a service's, `havsh rescan` adopts it (and `havsh "
+            "service rm` removes it); otherwise remove them by hand or choose another name")
 
 
 def create_service(inventory, secret_store, pool, spec: CreateSpec,
@@ -422,7 +484,7 @@ def create_service(inventory, secret_store, pool, spec: CreateSpec,
 
     reporter = reporter or NullReporter()
     started = time.monotonic()
-    validate_new_service(inventory, spec)
+    retried = validate_new_service(inventory, spec)
     host = inventory.get_host(spec.host)
     demo = spec.resolved_demo()
     config = odoo.parse_config_items(spec.config)
@@ -436,6 +498,9 @@ def create_service(inventory, secret_store, pool, spec: CreateSpec,
         database=names.database_name(spec.name), config=config, demo=demo,
         language=spec.language or "en_US", country=spec.country,
     )
+    if retried is not None:
+        # A new try after a failed creation: its record goes (the host is checked below).
+        inventory.remove_service(spec.host, spec.name)
     # Adding the record first is the reservation: a second create of the name fails here.
     reserve(inventory, service)
     steps = _Steps(inventory, service, reporter)
@@ -451,6 +516,8 @@ def create_service(inventory, secret_store, pool, spec: CreateSpec,
         except docker.errors.NotFound:
             pass
         steps.run("bootstrap", lambda: bootstrap_host(session, secret_store, reporter, audit))
+        steps.run("check names", lambda: refuse_leftovers(client, host.name, spec.name),
+                  f"container, volumes, database and role of {spec.name}")
         steps.run("image", lambda: ensure_image(client, host.name, service.image, reporter),
                   service.image)
         secret_store.set(sk.service_db_password_key(host.name, spec.name), db_password)
@@ -532,6 +599,7 @@ def _default_image(host, version: str) -> str:
 def _cleanup(session, slug: str, service: Service, inventory, reporter: Reporter) -> None:
     try:
         removed = remove_service_objects(session.docker(), slug)
+        service.container_id = None  # gone: the record is of a failed creation (retryable)
         reporter.log("cleaned up: " + (", ".join(removed) or "nothing to remove"))
         service.steps.append(Step("cleanup", "done", utcnow(), utcnow(), ", ".join(removed)))
     except Exception as exc:  # noqa: BLE001 - a dead host: say so, keep the record Failed

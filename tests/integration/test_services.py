@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("clean_hosts")
 
 @pytest.fixture(autouse=True)
 def _names(cleanup):
-    cleanup.add("erp-prod", "showroom", "twin", "ghost", "notodoo", "nowhere")
+    cleanup.add("erp-prod", "showroom", "twin", "ghost", "notodoo", "nowhere", "orphan")
 
 
 def _local(testbed, host):
@@ -135,25 +135,15 @@ def test_live_on_a_demo_on_b_full_lifecycle(inventory, secret_store, pool, host_
     assert _leftovers(testbed, host_a, "erp-prod", sql) == ([], [], [], [])
     assert _leftovers(testbed, host_b, "showroom", sql) == ([], [], [], [])
     assert not {s.name for s in fresh.list_services()} & {"erp-prod", "showroom"}
-    # The lost inventory held erp-prod's backup policy, so this delete could not take it
-    # out of A's scheduler: remove the scheduler here if erp-prod is all it runs.
-    _drop_scheduler_of(testbed, pool, host_a, "erp-prod")
+    # The lost inventory held erp-prod's backup policy; the delete from this one takes its
+    # schedule out of A's scheduler all the same.
+    assert "erp-prod" not in _scheduled(pool, host_a)
 
 
 def _scheduled(pool, host) -> list[str]:
     from havsh_tui.ops.backup import scheduler_status
 
     return [line.split()[5] for line in scheduler_status(pool, host)["schedules"]]
-
-
-def _drop_scheduler_of(testbed, pool, host, slug) -> None:
-    from havsh_tui.ops.backup import SCHEDULER_CONTAINER
-
-    if set(_scheduled(pool, host)) == {slug}:
-        try:
-            _local(testbed, host).containers.get(SCHEDULER_CONTAINER).remove(force=True)
-        except docker.errors.NotFound:
-            pass
 
 
 def test_bad_names_are_refused(inventory, secret_store, pool):
@@ -211,6 +201,36 @@ def test_image_that_is_not_odoo(inventory, secret_store, pool, host_a, testbed, 
     assert s.status is ServiceStatus.FAILED and s.failed_step == "init"
     assert s.last_error
     assert _leftovers(testbed, host_a, "notodoo", sql) == ([], [], [], [])
+    # A failed creation is tried again under its name (its record is replaced).
+    assert ops.is_failed_creation(s)
+    again = ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
+        name="notodoo", host="hosta", type=ServiceType.TEST, image="havsh-test/odoo:17.0"))
+    assert again.service.status is ServiceStatus.RUNNING
+    assert [x.status for x in inventory.list_services(host="hosta")
+            if x.name == "notodoo"] == [ServiceStatus.RUNNING]
+    # One that ran is no failed creation: the name stays taken.
+    with pytest.raises(OpsError, match="exists"):
+        ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
+            name="notodoo", host="hosta", type=ServiceType.TEST))
+
+
+def test_a_create_never_starts_over_what_the_host_holds(inventory, secret_store, pool, host_a,
+                                                         testbed, sql):
+    # What a lost service left (its container removed by hand, say): a volume and a database
+    # named for the slug. The create must refuse, and its cleanup must not drop them.
+    local = _local(testbed, host_a)
+    local.volumes.create("havsh-orphan-data", labels={"sh.hav.test": "1"})
+    sql(host_a, 'CREATE DATABASE "orphan";')
+    with pytest.raises(ops.StepFailed) as info:
+        ops.create_service(inventory, secret_store, pool, ops.CreateSpec(
+            name="orphan", host="hosta", type=ServiceType.TEST, image="havsh-test/odoo:17.0"))
+    assert info.value.step == "check names"
+    assert "volume havsh-orphan-data" in str(info.value) and "database orphan" in str(info.value)
+    # Untouched.
+    assert [v.name for v in local.volumes.list() if v.name == "havsh-orphan-data"]
+    assert sql(host_a, "SELECT datname FROM pg_database WHERE datname = 'orphan';") == [["orphan"]]
+    s = inventory.get_service("orphan", host="hosta")
+    assert s.status is ServiceStatus.FAILED and s.failed_step == "check names"
 
 
 def test_unreachable_host_at_create(inventory, secret_store, pool, host_a):

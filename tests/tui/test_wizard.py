@@ -113,7 +113,7 @@ async def test_walk_every_step_and_create(app: Any, calls: Calls):
         assert spec.config == {"workers": "2", "limit_memory_hard": "2684354560"}
         # Every step is shown as done, in the order ops/ ran them.
         states = creating.pane.step_states()
-        assert [name for name, _ in states][:3] == ["connect", "bootstrap", "image"]
+        assert [name for name, _ in states][:4] == ["connect", "bootstrap", "check names", "image"]
         assert {state for _, state in states} == {"done"}
         # The admin password, shown once.
         assert FAKE_PASSWORD in str(creating.query_one("#operation-result").content)
