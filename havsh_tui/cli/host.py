@@ -460,30 +460,13 @@ def host_bootstrap(ctx: Context, name: str) -> None:
 def host_push_image(ctx: Context, name: str, image: str, source: str) -> None:
     """Stream IMAGE to host NAME from another host or the local engine (docker save | load)."""
     from havsh_tui.cli.reporter import CLIReporter
-    from havsh_tui.ops.images import push_image
-    from havsh_tui.remote.docker_api import local_docker_client
+    from havsh_tui.ops.images import push_image_to
 
-    target = ctx.inventory.get_host(name)
-    if source == "local":
-        try:
-            src = local_docker_client()
-            src.ping()
-        except Exception as exc:  # noqa: BLE001
-            raise CLIError(f"no local Docker engine answers: {exc}",
-                           kind="docker_unavailable") from None
-    else:
-        if source == name:
-            raise CLIError("--from names the target host itself", kind="usage", code=2)
-        src = _pool(ctx).session(ctx.inventory.get_host(source)).docker()
-    dst = _pool(ctx).session(target).docker()
-    audit = _audit(ctx)
-    try:
-        result = push_image(src, dst, image, CLIReporter(ctx.json))
-    except Exception as exc:
-        audit.append(name, "image.load", image, "failed", f"from {source}: {exc}")
-        raise
-    if not result.get("skipped"):
-        audit.append(name, "image.load", image, "ok", f"from {source}, {result['bytes']} bytes")
+    ctx.inventory.get_host(name)
+    if source == name:
+        raise CLIError("--from names the target host itself", kind="usage", code=2)
+    result = push_image_to(ctx.inventory, _pool(ctx), name, image, source,
+                           CLIReporter(ctx.json), audit=_audit(ctx))
     if ctx.json:
         emit(ctx, result)
     elif result["skipped"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 import docker
 import docker.errors
@@ -134,3 +135,105 @@ def push_image(
     reporter.step(f"push {ref}", "done", f"{moved} bytes")
     return {"image": ref, "id": image_id, "bytes": moved, "skipped": False,
             "seconds": round(time.monotonic() - started, 2)}
+
+
+# -- pushing to a host of the inventory (the CLI's push-image and the TUI's offer) --------------
+
+#: The source name of the operator's own Docker engine.
+LOCAL_ENGINE = "local"
+
+
+class LocalEngineUnavailable(OpsError):
+    kind = "docker_unavailable"
+
+
+def source_client(inventory, pool, source: str, target: str) -> docker.DockerClient:
+    """The Docker client of a push source: ``local`` (this machine's engine) or another host
+    of the inventory."""
+    if source == LOCAL_ENGINE:
+        from havsh_tui.remote.docker_api import local_docker_client
+
+        try:
+            client = local_docker_client()
+            client.ping()
+        except Exception as exc:  # noqa: BLE001 - said as such
+            raise LocalEngineUnavailable(f"no local Docker engine answers: {_short(exc)}") from None
+        return client
+    if source == target:
+        raise OpsError(f"the source is the target host itself ({target})")
+    return pool.session(inventory.get_host(source)).docker()
+
+
+@dataclass
+class ImageSource:
+    """Whether one possible source has the image: ``has`` is None when it could not be asked
+    (unreachable, no local engine), with the reason in ``detail``."""
+
+    name: str
+    has: bool | None
+    size: int | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def find_image_sources(inventory, pool, target: str, ref: str,
+                       timeout: float = 15.0) -> list[ImageSource]:
+    """Ask every other host of the inventory, and the local engine, whether it has ``ref``
+    (in parallel: a dead host costs its connect timeout once, not once per host). The local
+    engine first, then the hosts by name."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    names = [LOCAL_ENGINE] + sorted(h.name for h in inventory.list_hosts() if h.name != target)
+
+    def ask(name: str) -> ImageSource:
+        try:
+            client = source_client(inventory, pool, name, target)
+            info = client.api.inspect_image(ref)
+        except docker.errors.ImageNotFound:
+            return ImageSource(name, False, detail="does not have it")
+        except Exception as exc:  # noqa: BLE001 - one answer among several
+            return ImageSource(name, None, detail=_short(exc))
+        return ImageSource(name, True, size=info.get("Size"), detail=str(info["Id"])[:19])
+
+    pool_ = ThreadPoolExecutor(max_workers=min(8, len(names)))
+    try:
+        futures = {name: pool_.submit(ask, name) for name in names}
+        wait(futures.values(), timeout=timeout)
+        out = []
+        for name, fut in futures.items():
+            if fut.done():
+                out.append(fut.result())
+            else:
+                out.append(ImageSource(name, None, detail=f"no answer in {timeout:.0f} s"))
+        return out
+    finally:
+        pool_.shutdown(wait=False, cancel_futures=True)
+
+
+def push_image_to(inventory, pool, target: str, ref: str, source: str,
+                  reporter: Reporter | None = None, audit=None) -> dict:
+    """Stream ``ref`` from ``source`` (``local`` or a host) to host ``target``, audited."""
+    src = source_client(inventory, pool, source, target)
+    dst = pool.session(inventory.get_host(target)).docker()
+    try:
+        result = push_image(src, dst, ref, reporter)
+    except Exception as exc:
+        if audit is not None:
+            audit.append(target, "image.load", ref, "failed", f"from {source}: {exc}")
+        raise
+    if audit is not None and not result.get("skipped"):
+        audit.append(target, "image.load", ref, "ok", f"from {source}, {result['bytes']} bytes")
+    return {**result, "host": target, "source": source}
+
+
+def image_missing_of(error: BaseException | None) -> ImageMissing | None:
+    """The ImageMissing behind an error (a failed step wraps it), if there is one."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, ImageMissing):
+            return error
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return None

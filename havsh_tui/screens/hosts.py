@@ -110,6 +110,7 @@ class HostsScreen(Screen[None]):
         Binding("e", "edit_host", "Edit", id="host-edit"),
         Binding("d,delete", "remove_host", "Remove", id="host-remove"),
         Binding("b", "bootstrap", "Bootstrap", id="host-bootstrap"),
+        Binding("p", "push_image", "Push image", id="host-push-image"),
         Binding("r", "refresh", "Refresh", id="host-refresh"),
         Binding("k", "forget_key", "Forget key", id="host-forget-key"),
     ]
@@ -397,7 +398,7 @@ class HostsScreen(Screen[None]):
     # -- keys -----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("edit_host", "remove_host", "bootstrap", "forget_key"):
+        if action in ("edit_host", "remove_host", "bootstrap", "forget_key", "push_image"):
             # None greys the key out in the footer rather than hiding it.
             return True if self.selected_host is not None else None
         if action == "refresh":
@@ -452,6 +453,29 @@ class HostsScreen(Screen[None]):
             confirm="Forget key",
         )
         self.app.push_screen(dialog, lambda ok: self._forget_key(host) if ok else None)
+
+    def action_push_image(self) -> None:
+        """Stream an image to the selected host (one that can't pull it) from this machine's
+        engine or another host, with its progress in an OperationScreen."""
+        from havsh_tui.dialogs.push_image import PushImageDialog
+
+        host = self.selected_host
+        if host is None:
+            return
+        self.app.push_screen(PushImageDialog(host.name, host.odoo_image or ""), self._push)
+
+    def _push(self, request: Any) -> None:
+        from havsh_tui.dialogs.push_image import push_screen
+
+        if request is None:
+            return
+        screen = push_screen(self.app, request)
+
+        def closed(_outcome: Any) -> None:
+            self.refresh_audit()
+            self.havsh.poller.poll_now(request.host)
+
+        self.app.push_screen(screen, closed)
 
     def action_refresh(self) -> None:
         poller = self.havsh.poller

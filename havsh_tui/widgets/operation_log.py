@@ -482,6 +482,8 @@ class OperationScreen(Dialog[OperationOutcome[T]]):
         self.title_text = title
         self.subtitle_text = subtitle
         self.operation = operation
+        #: What the screen was opened to run (a retry after a push runs it again).
+        self._first_operation = operation
         self.expected_steps = list(expected_steps)
         self.cancel_event = threading.Event()
         self.outcome: OperationOutcome[T] | None = None
@@ -495,6 +497,9 @@ class OperationScreen(Dialog[OperationOutcome[T]]):
             yield Static("", id="operation-result", classes="-hidden")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="operation-cancel", variant="error")
+                push = Button("Push image…", id="operation-push")
+                push.display = False
+                yield push
                 yield Button("Close", id="operation-done", variant="primary", disabled=True)
 
     @property
@@ -544,6 +549,72 @@ class OperationScreen(Dialog[OperationOutcome[T]]):
         done = self.query_one("#operation-done", Button)
         done.disabled = False
         done.focus()
+        missing = None if outcome.ok or outcome.cancelled else self.image_missing()
+        push = self.query_one("#operation-push", Button)
+        push.display = missing is not None
+        if missing is not None:
+            push.focus()
+
+    # -- an image the host lacks: push it, then run the operation again ----------------------
+
+    def image_missing(self) -> Any:
+        """The ImageMissing behind the failure, when a push can mend it (the app has an
+        inventory to find the sources in)."""
+        from havsh_tui.ops.images import image_missing_of
+
+        if self.outcome is None or not hasattr(self.app, "inventory"):
+            return None
+        return image_missing_of(self.outcome.error)
+
+    @on(Button.Pressed, "#operation-push")
+    def _on_push(self, event: Button.Pressed) -> None:
+        event.stop()
+        from havsh_tui.dialogs.push_image import PushImageDialog
+
+        missing = self.image_missing()
+        if missing is None:
+            return
+        reason = (f"{missing.host} has no image {missing.ref} and could not pull it "
+                  f"({missing.pull_error}). Stream it from an engine that has it; then this "
+                  "operation runs again.")
+        self.app.push_screen(PushImageDialog(missing.host, missing.ref, reason=reason),
+                             self._push_then_retry)
+
+    async def _push_then_retry(self, request: Any) -> None:
+        if request is None:
+            return
+        from havsh_tui.dialogs.push_image import push_operation
+
+        push = push_operation(self.app, request)
+        again = self._first_operation
+
+        def operation(reporter: TUIReporter) -> T:
+            push(reporter)
+            return again(reporter)
+
+        await self.restart(operation, [f"push {request.image}"])
+
+    async def restart(self, operation: Callable[[TUIReporter], T],
+                      first_steps: Iterable[str] = ()) -> None:
+        """Run ``operation`` in this screen again, on a fresh pane (the failed run's outcome
+        goes)."""
+        self.operation = operation
+        self.outcome = None
+        self.cancel_event = threading.Event()
+        await self.pane.remove()
+        pane = OperationLog([*first_steps, *self.expected_steps], id="operation-log")
+        await self.query_one("#operation-dialog").mount(pane, before="#operation-result")
+        result = self.query_one("#operation-result", Static)
+        result.update("")
+        result.add_class("-hidden")
+        result.remove_class("-ok", "-failed")
+        self.query_one("#operation-dialog").remove_class("-danger")
+        self.query_one("#operation-push", Button).display = False
+        cancel = self.query_one("#operation-cancel", Button)
+        cancel.display = True
+        cancel.disabled = False
+        self.query_one("#operation-done", Button).disabled = True
+        self._run()
 
     def describe_result(self, result: T | None) -> RenderableType:
         """What the user reads when the operation succeeded; screens override it."""

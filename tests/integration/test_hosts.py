@@ -625,11 +625,34 @@ def _side_session(side, ssh_opts, client_key, **target) -> HostSession:
     return s
 
 
+def _wait_until(pred, what: str, timeout: float = 15.0) -> None:
+    """Wait (at least a second, as a user would) until ``pred()``: a fixed sleep raced a
+    loaded machine, where the call had not started yet when the connection was cut."""
+    t0 = time.monotonic()
+    time.sleep(1.0)
+    while not pred():
+        assert time.monotonic() - t0 < timeout, f"{what}: not seen in {timeout:.0f} s"
+        time.sleep(0.05)
+
+
+def _running_under(side, argv: list[str]) -> bool:
+    """Whether a process with this argv runs under the side sshd's connections."""
+    want = ("\0".join(argv) + "\0").encode()
+    for pid in side.sessions():
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes() == want:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _in_thread(fn):
     box: dict = {}
 
     def run():
         t0 = time.monotonic()
+        box["started"] = t0
         try:
             box["result"] = fn()
         except BaseException as exc:  # noqa: BLE001
@@ -646,7 +669,7 @@ def test_killed_session_fails_the_call_in_flight_then_reconnects(ssh_opts, clien
     s = _side_session(side, ssh_opts, client_key)
     assert s.docker().info()["DockerRootDir"] == "/var/lib/docker-b"
     th, box = _in_thread(lambda: s.run(["sleep", "30"], timeout=60))
-    time.sleep(1.0)
+    _wait_until(lambda: _running_under(side, ["sleep", "30"]), "sleep 30 on the host")
     killed = side.kill_sessions()
     assert killed
     th.join(10)
@@ -663,7 +686,8 @@ def test_killed_session_fails_the_call_in_flight_then_reconnects(ssh_opts, clien
     th, box = _in_thread(lambda: s.docker().api.get(
         s.docker().api._url("/events"), params={"since": until - 30, "until": until},
         timeout=60))
-    time.sleep(1.0)
+    _wait_until(lambda: "started" in box, "the /events call's thread")
+    time.sleep(1.0)  # the request goes out on a pooled channel: nothing to see it by
     side.kill_sessions()
     th.join(10)
     assert isinstance(box.get("error"), HostUnreachable), box

@@ -74,6 +74,7 @@ def install(patch: Patch, *, delay: float = 0.0) -> Calls:
     from havsh_tui.ops import config as config_ops
     from havsh_tui.ops import copy as copy_ops
     from havsh_tui.ops import detail as detail_ops
+    from havsh_tui.ops import images as images_ops
     from havsh_tui.ops import rescan as rescan_ops
     from havsh_tui.ops import services as services_ops
     from havsh_tui.ops import update as update_ops
@@ -104,9 +105,17 @@ def install(patch: Patch, *, delay: float = 0.0) -> Calls:
             database=spec.name.replace("-", "_"), config=dict(spec.config),
             demo=spec.resolved_demo(), created_at=FROZEN_NOW, updated_at=FROZEN_NOW,
         )
-        names = ["connect", "bootstrap", "image", "database", "volume", "init",
+        names = ["connect", "bootstrap", "check names", "image", "database", "volume", "init",
                  "admin password", "container", "start", "health"]
         error = calls.fail.pop("create", None)
+        if error == "image":
+            # The host lacks the image and can't pull it (ops.images.ImageMissing).
+            image = spec.image or f"odoo:{spec.odoo_version}"
+            steps(reporter, names, fail_at="image")
+            inventory.upsert_service(replace(created, status=ServiceStatus.FAILED,
+                                             failed_step="image"))
+            missing = images_ops.ImageMissing(spec.host, image, "no route to the registry")
+            raise StepFailed("image", str(missing)) from missing
         if error is not None:
             log = ["2025-06-01 12:00:00,000 1 INFO erp ?: loading base",
                    "2025-06-01 12:00:01,000 1 CRITICAL erp odoo.service.server: Failed to"
@@ -242,7 +251,31 @@ def install(patch: Patch, *, delay: float = 0.0) -> Calls:
         def session(self, host: Any) -> FakeSession:
             return FakeSession()
 
+    def find_image_sources(inventory, pool, target, ref, timeout=15.0):
+        calls.log.append(("sources", (target, ref)))
+        _raise_if(calls, "sources")
+        out = [images_ops.ImageSource("local", True, 1_412_000_000, "sha256:0123456789ab")]
+        for h in inventory.list_hosts():
+            if h.name == target:
+                continue
+            out.append(images_ops.ImageSource(h.name, False, detail="does not have it")
+                       if h.name != "bravo" else
+                       images_ops.ImageSource(h.name, None, detail="no answer within 10 s"))
+        return out
+
+    def push_image_to(inventory, pool, target, ref, source, reporter=None, audit=None):
+        calls.log.append(("push", (target, ref, source)))
+        _raise_if(calls, "push")
+        reporter.step(f"push {ref}", "running")
+        reporter.progress(706_000_000, 1_412_000_000, "88.1 MB/s")
+        reporter.progress(1_412_000_000, 1_412_000_000, "88.1 MB/s")
+        reporter.step(f"push {ref}", "done", "1412000000 bytes")
+        return {"image": ref, "id": "sha256:0123456789ab", "bytes": 1_412_000_000,
+                "skipped": False, "seconds": 16.03, "host": target, "source": source}
+
     patch(services_ops, "create_service", create_service)
+    patch(images_ops, "find_image_sources", find_image_sources)
+    patch(images_ops, "push_image_to", push_image_to)
     patch(services_ops, "start_service", lifecycle("start", ServiceStatus.RUNNING))
     patch(services_ops, "stop_service", lifecycle("stop", ServiceStatus.STOPPED))
     patch(services_ops, "restart_service", lifecycle("restart", ServiceStatus.RUNNING))
@@ -288,7 +321,7 @@ def seed_failed_steps(inventory: Any) -> None:
     'start', which failed (the demo inventory itself has no steps)."""
     from datetime import timedelta
 
-    names = ["connect", "bootstrap", "image", "database", "volume", "init",
+    names = ["connect", "bootstrap", "check names", "image", "database", "volume", "init",
              "admin password", "container", "start"]
     at = FROZEN_NOW - timedelta(days=2)
     steps = []
