@@ -165,6 +165,16 @@ def _creation(fail: bool) -> Step:
     return run
 
 
+async def _push_image(pilot: Pilot[Any]) -> None:
+    from tests.tui.test_push_image import _failed_for_the_image, _sources_shown
+
+    await pilot.pause()
+    await _failed_for_the_image(pilot, _CALLS)
+    await pilot.click("#operation-push")
+    await _sources_shown(pilot)
+    await _steady(pilot)
+
+
 def _copy(step: str, **kw: Any) -> Step:
     async def run(pilot: Pilot[Any]) -> None:
         from tests.tui.test_copy_dialog import _to
@@ -206,6 +216,7 @@ SERVICE_SCREENS: list[tuple[str, Step]] = [
         ("type", "name", "host", "odoo", "database", "config", "review"), start=1)),
     ("wizard-8-created", _creation(False)),
     ("wizard-8-failed", _creation(True)),
+    ("wizard-9-push-image", _push_image),
     ("copy-1-target", _copy("target")),
     ("copy-2-options-upgrade", _copy("options", image="odoo:18.0")),
     ("copy-3-review", _copy("review")),
