@@ -365,6 +365,7 @@ def service_open(ctx: Context, name, port, no_browser) -> None:
 
     Prints the URL, opens a browser where there is one, and runs until Ctrl-C.
     """
+    import faulthandler
     import signal
     import webbrowser
 
@@ -374,10 +375,16 @@ def service_open(ctx: Context, name, port, no_browser) -> None:
     session = ctx.pool.session(ctx.inventory.get_host(s.host))
     tunnel = open_tunnel(session, s, port=port)
 
-    def stop(_signum, _frame) -> None:
-        raise KeyboardInterrupt
+    # Ctrl-C and SIGTERM only set a flag that the loop below reads. Raising
+    # KeyboardInterrupt out of the handler could land while the main thread holds an Event's
+    # lock (its wait loop), and the tunnel.close() after it would then wait on that lock for
+    # ever (CI saw `service open` outlive its SIGINT by 20 s).
+    stopping: list[int] = []
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    def stop(signum, _frame) -> None:
+        stopping.append(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         url = tunnel.url
         emit(ctx, {"event": "listening", "service": s.name, "host": s.host, "url": url,
@@ -391,13 +398,18 @@ def service_open(ctx: Context, name, port, no_browser) -> None:
                 pass
         # Each new connection opens its channel through session.ssh, which reconnects
         # after a drop, so the tunnel outlives a flaky network.
-        while not tunnel.wait(1.0):
+        while not stopping and not tunnel.wait(0.25):
             pass
     except KeyboardInterrupt:
         pass
     finally:
+        # Stopping takes well under a second. Should the teardown (this tunnel, then the SSH
+        # connections) ever hang, the process still ends 15 s from now, with every thread's
+        # stack on stderr to say where.
+        faulthandler.dump_traceback_later(15, exit=True)
         tunnel.close()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     emit(ctx, {"event": "closed", "connections": tunnel.connections},
          f"closed ({tunnel.connections} connection(s) served)")
 

@@ -126,7 +126,13 @@ def test_service_lifecycle_json(cli, cleanup):
             assert json.loads(r.read())["status"] == "pass"
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, proc.stderr.read()[-3000:]
+    assert json.loads(proc.stdout.readlines()[-1])["event"] == "closed"
 
     # A lost inventory: rescan adopts the service again from its labels.
     (cli.home / "inventory.json").unlink()
