@@ -105,7 +105,10 @@ def preview_watch(ctx: Context, interval, passes, verbose) -> None:
     stop = threading.Event()
 
     def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
-        stop.set()
+        # Not stop.set() here: the handler runs in the main thread, which may be inside
+        # stop.wait() holding the event's lock at that moment (set() would then wait for
+        # it for ever). A thread sets it as soon as the wait lets go of the lock.
+        threading.Thread(target=stop.set, name="havsh-stop", daemon=True).start()
 
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)} \
         if threading.current_thread() is threading.main_thread() else {}
