@@ -7,6 +7,7 @@ import socket
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,3 +178,23 @@ def build_app() -> AppFactory:
         return make_app(paths, Settings(**settings), clock=frozen_clock)  # type: ignore[arg-type]
 
     return build
+
+
+# -- the services TUI on the fake ops of fakes.py (files with other needs override these) ---
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The fake ops installed, the poller kept from starting: what they were asked."""
+    from .fakes import install, no_polling
+
+    no_polling(monkeypatch.setattr)
+    return install(monkeypatch.setattr)
+
+
+@pytest.fixture
+def app(populated_paths: AppPaths, calls: Any) -> Any:
+    """The real app on the demo inventory, the frozen clock and the fakes."""
+    from .fakes import build_services_app
+
+    return build_services_app(populated_paths, calls)

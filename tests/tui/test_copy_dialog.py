@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from textual.widgets import Button, Input, OptionList, Switch
 
 from havsh_tui.commands import HavshCommands
 from havsh_tui.core.model import ServiceStatus, ServiceType
-from havsh_tui.core.paths import AppPaths
 from havsh_tui.dialogs.copy_dialog import (
     CopyReviewStep,
     CopyScreen,
@@ -22,20 +20,9 @@ from havsh_tui.dialogs.copy_dialog import (
 )
 from havsh_tui.screens.dashboard import DashboardScreen
 
-from .fakes import Calls, build_services_app, install, no_polling, steady, wait_for
+from .fakes import Calls, steady, wait_for
 
 SIZE = (120, 40)
-
-
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    no_polling(monkeypatch.setattr)
-    return install(monkeypatch.setattr)
-
-
-@pytest.fixture
-def app(populated_paths: AppPaths, calls: Calls) -> Any:
-    return build_services_app(populated_paths, calls)
 
 
 async def at(pilot: Any, step: type) -> Any:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from textual.widgets import Button, Input
 
 from havsh_tui.commands import HavshCommands
 from havsh_tui.core.model import ServiceStatus
-from havsh_tui.core.paths import AppPaths
 from havsh_tui.dialogs.confirm import ConfirmDialog
 from havsh_tui.ops.hosts import OpsError
 from havsh_tui.screens.dashboard import (
@@ -27,10 +25,7 @@ from havsh_tui.workers import HostPolled
 from .conftest import demo_services
 from .fakes import (
     Calls,
-    build_services_app,
     demo_health,
-    install,
-    no_polling,
     steady,
     wait_for,
 )
@@ -38,17 +33,6 @@ from .fakes import (
 SIZE = (120, 40)
 ACTIONS = ("start_service", "stop_service", "restart_service", "copy_service",
            "neutralize_service", "delete_service", "service_logs", "open_service")
-
-
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    no_polling(monkeypatch.setattr)
-    return install(monkeypatch.setattr)
-
-
-@pytest.fixture
-def app(populated_paths: AppPaths, calls: Calls) -> Any:
-    return build_services_app(populated_paths, calls)
 
 
 def dashboard(app: Any) -> DashboardScreen:

@@ -9,23 +9,11 @@ from typing import Any
 import pytest
 from textual.widgets import Checkbox
 
-from havsh_tui.core.paths import AppPaths
 from havsh_tui.dialogs.confirm import ConfirmDialog
 from havsh_tui.screens.service_detail import ServiceDetailScreen
 
-from .fakes import Calls, build_services_app, install, no_polling, steady, wait_for
+from .fakes import Calls, steady, wait_for
 from .test_dashboard_actions import SIZE, dashboard, op_done, select
-
-
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    no_polling(monkeypatch.setattr)
-    return install(monkeypatch.setattr)
-
-
-@pytest.fixture
-def app(populated_paths: AppPaths, calls: Calls) -> Any:
-    return build_services_app(populated_paths, calls)
 
 
 async def open_delete(pilot: Any, name: str) -> ConfirmDialog:

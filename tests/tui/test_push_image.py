@@ -7,31 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from textual.widgets import Button, Input, RadioButton
 
 from havsh_tui.core.model import ServiceStatus
-from havsh_tui.core.paths import AppPaths
 from havsh_tui.dialogs.create_wizard import CreateScreen
 from havsh_tui.dialogs.push_image import PushImageDialog
 from havsh_tui.screens.hosts import HostsScreen
 from havsh_tui.widgets.operation_log import OperationScreen
 
-from .fakes import Calls, build_services_app, install, no_polling, steady, wait_for
+from .fakes import Calls, steady, wait_for
 from .test_wizard import at, to_image_step
 
 SIZE = (120, 40)
-
-
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    no_polling(monkeypatch.setattr)
-    return install(monkeypatch.setattr)
-
-
-@pytest.fixture
-def app(populated_paths: AppPaths, calls: Calls) -> Any:
-    return build_services_app(populated_paths, calls)
 
 
 async def _sources_shown(pilot: Any) -> PushImageDialog:

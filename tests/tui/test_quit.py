@@ -16,14 +16,13 @@ from havsh_tui.app import (
     _is_operation_group,
     running_operations,
 )
-from havsh_tui.core.paths import AppPaths
 from havsh_tui.dialogs.confirm import ConfirmDialog
 from havsh_tui.ops.reporter import OperationCancelled
 from havsh_tui.screens.dashboard import DashboardScreen, busy_services
 from havsh_tui.widgets.operation_log import OperationScreen
 from havsh_tui.widgets.service_table import row_key_for
 
-from .fakes import Calls, build_services_app, install, no_polling, steady, wait_for
+from .fakes import Calls, install, no_polling, steady, wait_for
 
 SIZE = (120, 40)
 
@@ -64,11 +63,6 @@ class Steps:
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     no_polling(monkeypatch.setattr)
     return install(monkeypatch.setattr, delay=0.6)
-
-
-@pytest.fixture
-def app(populated_paths: AppPaths, calls: Calls) -> Any:
-    return build_services_app(populated_paths, calls)
 
 
 async def start_create(pilot: Any, op: Steps, title: str = "Creating erp-new") -> SlowCreate:

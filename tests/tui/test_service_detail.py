@@ -10,7 +10,6 @@ from textual.app import ComposeResult
 from textual.widgets import Input, RadioSet, Sparkline, Static, TabbedContent, TextArea
 
 from havsh_tui.core.model import ServiceStatus
-from havsh_tui.core.paths import AppPaths
 from havsh_tui.dialogs.confirm import ConfirmDialog
 from havsh_tui.screens import service_detail
 from havsh_tui.screens.dashboard import DashboardScreen, busy_services
@@ -27,7 +26,6 @@ from havsh_tui.workers import HostPolled
 
 from .fakes import (
     Calls,
-    build_services_app,
     demo_health,
     install,
     no_polling,
@@ -45,11 +43,6 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     # One stats reading per screen unless a test asks for more: snapshots stay still.
     monkeypatch.setattr(service_detail, "STATS_SECONDS", 3600.0)
     return install(monkeypatch.setattr)
-
-
-@pytest.fixture
-def app(populated_paths: AppPaths, calls: Calls) -> Any:
-    return build_services_app(populated_paths, calls)
 
 
 async def open_detail(pilot: Any, name: str = "erp-prod") -> ServiceDetailScreen:

@@ -8,24 +8,10 @@ from typing import Any
 import pytest
 
 from havsh_tui.core.model import ServiceStatus, ServiceType
-from havsh_tui.core.paths import AppPaths
 from havsh_tui.screens.dashboard import DashboardScreen
 from havsh_tui.widgets.service_table import row_key_for
 
-from .fakes import Calls, build_services_app, install, no_polling
-
 SIZE = (120, 40)
-
-
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    no_polling(monkeypatch.setattr)
-    return install(monkeypatch.setattr)
-
-
-@pytest.fixture
-def app(populated_paths: AppPaths, calls: Calls) -> Any:
-    return build_services_app(populated_paths, calls)
 
 
 def group(app: Any, service_type: ServiceType) -> list[Any]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from havsh_tui.core.model import ServiceStatus
 from havsh_tui.core.paths import AppPaths
 from havsh_tui.ops.hosts import HostHealth
@@ -16,23 +14,12 @@ from havsh_tui.widgets.service_table import row_key_for
 from havsh_tui.widgets.status_badge import BADGE_WIDTH, badge_label, unconfirmed_label
 from havsh_tui.workers import HostPolled
 
-from .fakes import Calls, build_services_app, demo_health, install, no_polling, wait_for
+from .fakes import Calls, build_services_app, demo_health, wait_for
 
 SIZE = (120, 40)
 REASON = "cannot connect to 192.0.2.20:22: timed out"
 BRAVO_OK = {"shop-prod": ServiceStatus.RUNNING, "training": ServiceStatus.RUNNING,
             "hr-prod": ServiceStatus.STOPPED}
-
-
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    no_polling(monkeypatch.setattr)
-    return install(monkeypatch.setattr)
-
-
-@pytest.fixture
-def app(populated_paths: AppPaths, calls: Calls) -> Any:
-    return build_services_app(populated_paths, calls)
 
 
 def down(host: str = "bravo", error: str = REASON) -> HostPolled:

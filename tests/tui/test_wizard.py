@@ -39,17 +39,6 @@ from .fakes import (
 SIZE = (120, 40)
 
 
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    no_polling(monkeypatch.setattr)
-    return install(monkeypatch.setattr)
-
-
-@pytest.fixture
-def app(populated_paths: AppPaths, calls: Calls) -> Any:
-    return build_services_app(populated_paths, calls)
-
-
 async def at(pilot: Any, step: type) -> Any:
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, step), what=step.__name__)
     await pilot.pause()
