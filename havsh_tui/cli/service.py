@@ -375,10 +375,10 @@ def service_open(ctx: Context, name, port, no_browser) -> None:
     session = ctx.pool.session(ctx.inventory.get_host(s.host))
     tunnel = open_tunnel(session, s, port=port)
 
-    # Ctrl-C and SIGTERM only set a flag that the loop below reads. Raising
-    # KeyboardInterrupt out of the handler could land while the main thread holds an Event's
-    # lock (its wait loop), and the tunnel.close() after it would then wait on that lock for
-    # ever (CI saw `service open` outlive its SIGINT by 20 s).
+    # Our own handlers for Ctrl-C and SIGTERM: a process started with `&` from a
+    # non-interactive shell inherits SIGINT as ignored, and Python then installs no
+    # KeyboardInterrupt for it (CI's `service open` ignored its SIGINT for hours). They only
+    # set a flag that the loop below reads: nothing is raised into a lock the loop holds.
     stopping: list[int] = []
 
     def stop(signum, _frame) -> None:
