@@ -91,6 +91,18 @@ def generate_password(length: int = 32) -> str:
     return "".join(_random.choice(_ALPHABET) for _ in range(length))
 
 
+def password_usable(password: str) -> bool:
+    """Whether the image's entrypoint can pass this database password on.
+
+    The official entrypoint hands it to wait-for-psql.py as ``--db_password VALUE``, unquoted:
+    a value that begins with '-' is taken for an option (argparse exits 2 and the container
+    restarts for ever), and whitespace splits it. Copies and restores of earlier builds drew
+    such passwords one time in 64; an update gives them a new one.
+    """
+    return bool(password) and not password.startswith("-") and not any(
+        c.isspace() for c in password)
+
+
 def mask(secret: str | None) -> str:
     """A secret for display: always eight ``*``, so not even its length shows.
 
@@ -238,6 +250,7 @@ __all__ = [
     "SecretStore",
     "SecretStoreError",
     "generate_password",
+    "password_usable",
     "github_token_key",
     "mask",
     "open_secrets",

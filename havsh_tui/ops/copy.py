@@ -41,10 +41,10 @@ from havsh_tui.ops.services import (
     create_role_and_database,
     create_server_container,
     neutralize_database,
+    refuse_leftovers,
     remove_service_objects,
     reserve,
     service_labels,
-    target_leftovers,
     wait_healthy,
 )
 from havsh_tui.ops.streams import (
@@ -705,10 +705,7 @@ def copy_service(inventory, secret_store, pool, spec: CopySpec,
 
 def _check_target(session, client, new: Service, measure: SourceMeasure,
                   reporter: Reporter) -> None:
-    leftovers = target_leftovers(client, new.name)
-    if leftovers:
-        raise OpsError(f"{new.host} already holds {', '.join(leftovers)}: the copy will not "
-                       f"touch them. `havsh service rm {new.name}` (or `havsh rescan`) first")
+    refuse_leftovers(client, new.host, new.name, "the copy")
     health = check_host(session)
     if health.disk_free is None:
         reporter.warning(f"cannot read the free disk of {new.host}: "

@@ -188,6 +188,7 @@ def find_image_sources(inventory, pool, target: str, ref: str,
     names = [LOCAL_ENGINE] + sorted(h.name for h in inventory.list_hosts() if h.name != target)
 
     def ask(name: str) -> ImageSource:
+        client = None
         try:
             client = source_client(inventory, pool, name, target)
             info = client.api.inspect_image(ref)
@@ -195,6 +196,9 @@ def find_image_sources(inventory, pool, target: str, ref: str,
             return ImageSource(name, False, detail="does not have it")
         except Exception as exc:  # noqa: BLE001 - one answer among several
             return ImageSource(name, None, detail=_short(exc))
+        finally:
+            if name == LOCAL_ENGINE and client is not None:
+                client.close()  # the hosts' clients belong to their sessions
         return ImageSource(name, True, size=info.get("Size"), detail=str(info["Id"])[:19])
 
     pool_ = ThreadPoolExecutor(max_workers=min(8, len(names)))
@@ -223,6 +227,9 @@ def push_image_to(inventory, pool, target: str, ref: str, source: str,
         if audit is not None:
             audit.append(target, "image.load", ref, "failed", f"from {source}: {exc}")
         raise
+    finally:
+        if source == LOCAL_ENGINE:
+            src.close()
     if audit is not None and not result.get("skipped"):
         audit.append(target, "image.load", ref, "ok", f"from {source}, {result['bytes']} bytes")
     return {**result, "host": target, "source": source}

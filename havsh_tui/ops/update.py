@@ -17,7 +17,7 @@ import docker.errors
 from havsh_tui.core import names
 from havsh_tui.core import secrets as sk
 from havsh_tui.core.model import Service, ServiceStatus, utcnow
-from havsh_tui.core.secrets import generate_password
+from havsh_tui.core.secrets import generate_password, password_usable
 from havsh_tui.ops import odoo
 from havsh_tui.ops.bootstrap import psql
 from havsh_tui.ops.hosts import OpsError
@@ -252,18 +252,6 @@ def _roll_back(client, cname: str, aside: str, new_cid: str | None, renamed: boo
         reporter.warning(f"could not roll back ({exc}); `havsh service show` and the host's "
                          f"`docker ps -a` show what is left ({aside})")
         return False
-
-
-def password_usable(password: str) -> bool:
-    """Whether the image's entrypoint can pass this database password on.
-
-    The official entrypoint hands it to wait-for-psql.py as ``--db_password VALUE``, unquoted:
-    a value that begins with '-' is taken for an option (argparse exits 2 and the container
-    restarts for ever), and whitespace splits it. Copies and restores of earlier builds drew
-    such passwords one time in 64; an update gives them a new one.
-    """
-    return bool(password) and not password.startswith("-") and not any(
-        c.isspace() for c in password)
 
 
 def _rotate_db_password(client, secret_store, service) -> str:

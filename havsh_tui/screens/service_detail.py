@@ -444,12 +444,11 @@ class UpdateImageScreen(OperationScreen[Service]):
 
         app = self.havsh
         push_from = None
-        if self.request.source == "local":
-            from havsh_tui.remote.docker_api import local_docker_client
+        if self.request.source != "pull":
+            from havsh_tui.ops.images import source_client
 
-            push_from = local_docker_client()
-        elif self.request.source != "pull":
-            push_from = app.pool.session(app.inventory.get_host(self.request.source)).docker()
+            push_from = source_client(app.inventory, app.pool, self.request.source,
+                                      self.service.host)
         return update.update_image(
             app.inventory, SecretStore(app.paths.secrets), app.pool, self.service,
             self.request.image, reporter, push_from=push_from,

@@ -434,7 +434,7 @@ def test_plan_copy(inventory, secret_store, pool, host_a, host_b):
     rec = inventory.get_service("cp-tiny", host="hostb")
     assert rec.status is ServiceStatus.FAILED and rec.failed_step == "check target"
     b = pool.session(host_b).docker()
-    assert cp.target_leftovers(b, "cp-tiny") == []
+    assert ops.target_leftovers(b, "cp-tiny") == []
     # The same name, retried with room enough: the failed record is replaced.
     done = cp.copy_service(inventory, secret_store, pool, cp.CopySpec(
         "hosta", src.name, "cp-tiny", host="hostb"))

@@ -874,3 +874,24 @@ def test_connection_object_reopens_after_close(ssh_opts, host_a):
     assert not conn.is_connected
     assert conn.run(["true"])[0] == 0
     conn.close()
+
+
+def test_image_sources_then_push_to_a_host(inventory, pool, host_a, pushme):
+    """What the TUI's push dialog asks (ops.images.find_image_sources) and what it runs
+    (push_image_to), on the real engines: A has the image, B lacks it, a dead host is said
+    as such without holding up the others."""
+    from havsh_tui.ops.images import find_image_sources, push_image_to
+
+    ref, _a, b = pushme
+    inventory.add_host(Host(name="deadhost", address="127.0.0.1", port=2299, user="root",
+                            identity_file=host_a.identity_file))
+    found = {s.name: s for s in find_image_sources(inventory, pool, "hostb", ref)}
+    assert set(found) == {"local", "hosta", "deadhost"}, "the target itself is no source"
+    assert found["hosta"].has is True and found["hosta"].size
+    assert found["local"].has is True  # the testbed's local engine is engine A
+    assert found["deadhost"].has is None and "refused" in found["deadhost"].detail
+    result = push_image_to(inventory, pool, "hostb", ref, "hosta")
+    assert result["bytes"] > 100_000 and result["host"] == "hostb"
+    assert b.images.get(ref)
+    back = {s.name: s for s in find_image_sources(inventory, pool, "hosta", ref)}
+    assert back["hostb"].has is True

@@ -201,7 +201,7 @@ def test_update_gives_a_new_database_password_to_one_the_entrypoint_cannot_pass(
     assert updated.status is ServiceStatus.RUNNING
     assert ("database password", "done") in rep.steps()
     new = secret_store.get(key)
-    assert new != bad and update_ops.password_usable(new)
+    assert new != bad and sk.password_usable(new)
     env = client.api.inspect_container(f"havsh-{SLUG}")["Config"]["Env"]
     assert f"PASSWORD={new}" in env
     assert _health(pool, host_a, SLUG)["status"] == "pass"

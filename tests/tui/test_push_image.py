@@ -28,9 +28,12 @@ async def _sources_shown(pilot: Any) -> PushImageDialog:
     return dialog
 
 
-async def _failed_for_the_image(pilot: Any, calls: Calls) -> CreateScreen:
-    calls.fail["create"] = "image"
-    await to_image_step(pilot, "air-gapped")
+async def _failed_for_the_image(pilot: Any, calls: Calls, failure: Any = "image",
+                                name: str = "air-gapped") -> CreateScreen:
+    """Walk the wizard to a creation that fails: for its image (the default), or ``failure``
+    as fakes.install takes it."""
+    calls.fail["create"] = failure
+    await to_image_step(pilot, name)
     await pilot.press("ctrl+n", "ctrl+n", "ctrl+n", "ctrl+n")
     creating = await at(pilot, CreateScreen)
     await wait_for(pilot, lambda: creating.outcome is not None, what="the failure")
@@ -82,13 +85,10 @@ async def test_cancelling_the_push_dialog_leaves_the_failure_as_it_was(app: Any,
 
 
 async def test_a_failure_of_another_kind_offers_no_push(app: Any, calls: Calls):
-    calls.fail["create"] = True  # init fails: no image is missing
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await to_image_step(pilot, "will-fail")
-        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n", "ctrl+n")
-        creating = await at(pilot, CreateScreen)
-        await wait_for(pilot, lambda: creating.outcome is not None)
+        creating = await _failed_for_the_image(pilot, calls, True, "will-fail")  # init fails
+        assert not creating.outcome.ok
         assert not creating.query_one("#operation-push", Button).display
 
 
